@@ -1,0 +1,1 @@
+"""Definitions shared by the operator and the extractor: one meaning for each concept."""

@@ -1,0 +1,1 @@
+"""The streaming gazette extractor that every Job pod runs."""

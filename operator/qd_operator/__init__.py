@@ -1,0 +1,1 @@
+"""The kopf operator that turns an ExtractionRun into memory-limited Jobs."""
