@@ -1,0 +1,1 @@
+"""Developer tools: gazette fixtures, loaders and service helpers for tests, demos and benchmarks."""
