@@ -43,7 +43,9 @@ GAZETTE_COLUMNS: tuple[str, ...] = (
     "territory_name", "state_code",
 )
 
-_SELECT = """SELECT g.id, g.source_text, g.date, g.edition_number, g.is_extra_edition, g.power,
+# `source_text` is never read back: upstream overwrites it with the extracted text, and a legacy
+# value could be large. Selecting NULL keeps the 15 keys and a page's memory small.
+_SELECT = """SELECT g.id, NULL::text AS source_text, g.date, g.edition_number, g.is_extra_edition, g.power,
        g.file_checksum, g.file_path, g.file_url, g.scraped_at, g.created_at, g.territory_id,
        g.processed, t.name AS territory_name, t.state_code"""
 

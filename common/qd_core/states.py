@@ -40,7 +40,8 @@ class ErrorClass(enum.StrEnum):
     OOM = "oom"  #: killed for memory at the top tier (quarantine)
     TIKA = "tika"  #: Tika unreachable or failing (transient)
     STORAGE = "storage"  #: S3 errors other than 404 (transient)
-    SEARCH = "search"  #: OpenSearch errors (transient)
+    SEARCH = "search"  #: OpenSearch unreachable or overloaded (transient)
+    REJECTED = "rejected"  #: OpenSearch refused the document itself (400: mapping, size)
     DATABASE = "database"  #: PostgreSQL errors (transient)
     INTERNAL = "internal"  #: a bug of ours (transient: a fixed release retries it)
 
@@ -48,7 +49,7 @@ class ErrorClass(enum.StrEnum):
 #: Errors that describe the file itself: retrying cannot help until the file changes.
 TERMINAL: frozenset[ErrorClass] = frozenset({
     ErrorClass.NOT_FOUND, ErrorClass.UNSUPPORTED_TYPE, ErrorClass.TOO_LARGE, ErrorClass.CORRUPT,
-    ErrorClass.NO_SEGMENTER, ErrorClass.UNKNOWN_TERRITORY, ErrorClass.OOM,
+    ErrorClass.NO_SEGMENTER, ErrorClass.UNKNOWN_TERRITORY, ErrorClass.OOM, ErrorClass.REJECTED,
 })
 
 

@@ -1,0 +1,154 @@
+"""One gazette through the extract stage: S3 → type check → Tika (or local text) → S3 .txt → documents.
+
+Everything streams through files in a per-gazette temp directory; only the text that goes into an
+index document (capped by the memory budget) is held in memory. Failures that belong to the file
+are raised as `GazetteError` with their class; failures of a service propagate (the runner decides
+whether to pause, record or stop).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from qd_core.states import ErrorClass
+from qd_core.statestore import Document
+from qd_extractor import detect, plaintext, storage, tika
+from qd_extractor.search import documents as docs
+from qd_extractor.segmentation import errors as seg_errors
+from qd_extractor.segmentation import registry as segmenters
+from qd_extractor.segmentation.base import segment_key
+from qd_extractor.segmentation.territories import TerritoryIndex
+from qd_extractor.settings import ExtractorSettings
+
+
+class GazetteError(Exception):
+    """This gazette cannot be processed; `error` says why (and whether it is terminal)."""
+
+    def __init__(self, error: ErrorClass, message: str, *, source_bytes: int | None = None) -> None:
+        super().__init__(message)
+        self.error = error
+        self.source_bytes = source_bytes
+
+
+@dataclasses.dataclass
+class Prepared:
+    """A gazette whose text is in S3 and whose documents wait to be indexed."""
+
+    row: Mapping[str, Any]
+    documents: list[Document]
+    sources: list[dict[str, Any]]
+    source_bytes: int
+    text_bytes: int
+    timings: dict[str, float]
+
+
+def read_capped(path: Path, max_bytes: int) -> tuple[str, bool]:
+    """The file's text, cut to `max_bytes` on a character boundary; and whether it was cut."""
+    with path.open("rb") as f:
+        data = f.read(max_bytes + 1)
+    if len(data) <= max_bytes:
+        return data.decode("utf-8", errors="replace"), False
+    text, truncated = docs.cap_text(data[: max_bytes + 4].decode("utf-8", errors="ignore"), max_bytes)
+    return text, truncated or True
+
+
+class Extractor:
+    """The stage's per-gazette work, with its collaborators injected (tests pass real ones)."""
+
+    def __init__(self, settings: ExtractorSettings, store: storage.Storage, tika_client: tika.TikaClient,
+                 territories: Callable[[], TerritoryIndex], logger: logging.Logger,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.storage = store
+        self.tika = tika_client
+        self.territories = territories
+        self.log = logger
+        self.clock = clock
+
+    def url(self, key: str) -> str:
+        return docs.url_for(key, relative=self.settings.relative_paths, files_endpoint=self.settings.files_endpoint)
+
+    def prepare(self, row: Mapping[str, Any]) -> Prepared:
+        """Extract and upload the text of one gazette; return the documents to index."""
+        timings: dict[str, float] = {}
+        key = str(row["file_path"])
+        with tempfile.TemporaryDirectory(prefix=f"g{row['id']}-", dir=self.settings.work_dir) as tmp:
+            src, txt = Path(tmp) / "source", Path(tmp) / "text.txt"
+            started = self.clock()
+            try:
+                size = self.storage.head(key).size
+                if size > self.settings.max_file_bytes:
+                    raise GazetteError(ErrorClass.TOO_LARGE, f"File too large ({size / 1048576:.1f} MB > "
+                                       f"{self.settings.max_file_bytes // 1048576}MB): {key}", source_bytes=size)
+                self.storage.download(key, src)
+            except storage.ObjectNotFoundError:
+                raise GazetteError(ErrorClass.NOT_FOUND, f"File not found in storage (404): {key}") from None
+            timings["download_ms"] = (self.clock() - started) * 1000
+            try:
+                mime = detect.classify(src, size, self.settings.extra_mime_types)
+            except detect.UnsupportedTypeError as err:
+                raise GazetteError(ErrorClass.UNSUPPORTED_TYPE, str(err), source_bytes=size) from None
+            started = self.clock()
+            if mime == detect.TEXT:
+                plaintext.to_utf8(src, txt, self.settings.budget.io_chunk)
+            else:
+                self._tika(src, mime, txt, size)
+            timings["text_ms"] = (self.clock() - started) * 1000
+            src.unlink()
+            started = self.clock()
+            text_key = storage.txt_key(key)
+            self.storage.upload_file(txt, text_key)
+            timings["upload_ms"] = (self.clock() - started) * 1000
+            text_bytes = txt.stat().st_size
+            row_with_urls = {**row, "url": self.url(key), "file_raw_txt": self.url(text_key)}
+            if segmenters.is_association(str(row["territory_id"])):
+                documents, sources = self._segments(row_with_urls, txt, text_bytes)
+            else:
+                text, truncated = read_capped(txt, self.settings.budget.max_index_text)
+                source = docs.gazette_document(row, url=row_with_urls["url"],
+                                               file_raw_txt=row_with_urls["file_raw_txt"], text=text)
+                documents = [Document(str(row["file_checksum"]), str(row["territory_id"]), text_key,
+                                      text_bytes, truncated)]
+                sources = [source]
+        return Prepared(row, documents, sources, size, text_bytes, timings)
+
+    def _tika(self, src: Path, mime: str, txt: Path, size: int) -> None:
+        while True:
+            try:
+                self.tika.extract(src, mime, txt)
+                return
+            except tika.TikaRejectedError as err:
+                error = ErrorClass.CORRUPT if err.status in (415, 422) else ErrorClass.TIKA
+                raise GazetteError(error, str(err), source_bytes=size) from None
+            except tika.TikaUnavailableError:
+                # The open circuit: wait for Tika (or give up the whole Job), then retry this gazette.
+                self.tika.wait_until_healthy()
+
+    def _segments(self, row: dict[str, Any], txt: Path, text_bytes: int) -> tuple[list[Document], list[dict[str, Any]]]:
+        territory = str(row["territory_id"])
+        limit = self.settings.budget.max_segment_text
+        try:
+            segmenter = segmenters.get_segmenter(territory, territories=self.territories(), max_text_chars=limit)
+            if text_bytes > limit:  # checked on bytes first, so a huge text is never read in
+                raise seg_errors.SegmentTextTooLargeError(text_bytes, limit)
+            text = txt.read_text(encoding="utf-8", errors="replace")
+            segments = segmenter.segment(text, row, self.url)
+        except seg_errors.NoSegmenterError as err:
+            raise GazetteError(ErrorClass.NO_SEGMENTER, str(err)) from None
+        except seg_errors.UnknownTerritoryError as err:
+            raise GazetteError(ErrorClass.UNKNOWN_TERRITORY, str(err)) from None
+        except seg_errors.SegmentTextTooLargeError as err:
+            raise GazetteError(ErrorClass.TOO_LARGE, str(err)) from None
+        documents: list[Document] = []
+        for segment in segments:
+            data = segment["source_text"].encode("utf-8")
+            key = segment_key(str(segment["territory_id"]), segment["date"], str(segment["file_checksum"]))
+            self.storage.upload_bytes(data, key)
+            documents.append(Document(str(segment["file_checksum"]), str(segment["territory_id"]), key, len(data)))
+        return documents, segments
