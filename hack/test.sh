@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The project's test command (README: "Run all tests"). It builds the dev virtualenv, runs lint
-# and type checks, the unit tier, then starts the real services and runs the integration tier,
-# and finally stops the services it started (services that were already up are left running).
-# Usage: hack/test.sh [all|lint|unit|integration]  (default: all)
+# and type checks, the unit tier, starts the real services and runs the integration tier, brings
+# up a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager built from the
+# Go module proxy) and runs the cluster tier, and finally stops what it started (anything that
+# was already up is left running).
+# Usage: hack/test.sh [all|lint|unit|integration|cluster]  (default: all)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -28,20 +30,37 @@ if [[ $WHAT == all || $WHAT == unit ]]; then
   pytest tests/unit
 fi
 
-if [[ $WHAT == all || $WHAT == integration ]]; then
+STARTED=()
+cleanup() {
+  local rc=$?
+  for (( i=${#STARTED[@]}-1; i>=0; i-- )); do
+    case ${STARTED[$i]} in
+      controlplane) bash hack/cluster/controlplane.sh down || true ;;
+      *) bash "hack/services/${STARTED[$i]}.sh" stop || true ;;
+    esac
+  done
+  exit $rc
+}
+trap cleanup EXIT
+
+if [[ $WHAT == all || $WHAT == integration || $WHAT == cluster ]]; then
   step "services"
-  STARTED=()
   for s in postgres minio tika opensearch; do
     bash "hack/services/$s.sh" status >/dev/null 2>&1 || STARTED+=("$s")
   done
-  cleanup() {
-    local rc=$?
-    for (( i=${#STARTED[@]}-1; i>=0; i-- )); do bash "hack/services/${STARTED[$i]}.sh" stop || true; done
-    exit $rc
-  }
-  trap cleanup EXIT
   eval "$(bash hack/services.sh up)"
+fi
+
+if [[ $WHAT == all || $WHAT == integration ]]; then
   step "integration tier"
   pytest tests/integration
+fi
+
+if [[ $WHAT == all || $WHAT == cluster ]]; then
+  step "control plane"
+  bash hack/cluster/controlplane.sh status >/dev/null 2>&1 || STARTED+=(controlplane)
+  eval "$(bash hack/cluster/controlplane.sh up)"
+  step "cluster tier"
+  pytest tests/cluster
 fi
 step "done"

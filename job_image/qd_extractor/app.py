@@ -74,7 +74,7 @@ def run_extract(settings: ExtractorSettings, low: int, high: int, log: logging.L
         store = storage.Storage(settings.storage, part_size=budget.part_size, io_chunk=budget.io_chunk)
         tika_client = tika.TikaClient(settings.tika, io_chunk=budget.io_chunk, logger=log)
         extractor = Extractor(settings, store, tika_client, functools.cache(lambda: _territories(write_conn)), log)
-        writer = bulk.BulkWriter(search, max_bytes=budget.bulk_bytes, max_docs=500, max_retries=5,
+        writer = bulk.BulkWriter(search, max_bytes=budget.bulk_bytes, max_docs=settings.bulk_max_docs, max_retries=5,
                                  backoff_base_s=1.0, logger=log)
         runner = RangeRunner(settings, read_conn, write_conn, extractor, writer, log)
         return runner.run(low, high)

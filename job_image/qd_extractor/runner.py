@@ -133,8 +133,10 @@ class RangeRunner:
                     outstanding.discard(result.doc_id)
                     done.append(result)
                     if not outstanding:
-                        del self.waiting[gid]
+                        # Settle first: if we are interrupted meanwhile, the gazette is still
+                        # 'waiting' and gets released to pending, never left 'running'.
                         self._settle(prepared, done, summary)
+                        del self.waiting[gid]
 
     def _settle(self, prepared: Prepared, results: list[ItemResult], summary: Summary) -> None:
         failed = [r for r in results if not r.ok]

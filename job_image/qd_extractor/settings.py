@@ -59,6 +59,7 @@ class ExtractorSettings:
     fetch_size: int  #: QD_FETCH_SIZE: rows per round trip of the server-side cursor (default 100)
     max_file_bytes: int  #: MAX_GAZETTE_FILE_SIZE_MB, in MB (default 500)
     max_attempts: int  #: QD_MAX_ATTEMPTS: transient failures after which a gazette is terminal (default 5)
+    bulk_max_docs: int  #: QD_BULK_MAX_DOCS: documents per bulk request (default 500; bytes come from the budget)
     extra_mime_types: frozenset[str]  #: QD_EXTRA_MIME_TYPES: also send these to Tika (default none)
     budget: memory.Budget  #: from MEMORY_LIMIT_BYTES or the cgroup
     budget_source: str
@@ -106,6 +107,7 @@ class ExtractorSettings:
             fetch_size=config.env_int("QD_FETCH_SIZE", 100, minimum=1, maximum=10_000, env=env),
             max_file_bytes=config.env_int("MAX_GAZETTE_FILE_SIZE_MB", 500, minimum=1, env=env) * 1024 * 1024,
             max_attempts=config.env_int("QD_MAX_ATTEMPTS", 5, minimum=1, env=env),
+            bulk_max_docs=config.env_int("QD_BULK_MAX_DOCS", 500, minimum=1, maximum=10_000, env=env),
             extra_mime_types=frozenset(m.strip() for m in extra.split(",") if m.strip()),
             budget=memory.Budget.from_limit(limit),
             budget_source=source,

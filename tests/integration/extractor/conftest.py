@@ -53,7 +53,10 @@ class World:
 
     def doc(self, doc_id: str) -> dict[str, Any] | None:
         resp = requests.get(f"{self.opensearch}/{self.index}/_doc/{doc_id}", timeout=30)
-        return resp.json()["_source"] if resp.status_code == 200 else None
+        if resp.status_code == 404:
+            return None
+        assert resp.status_code == 200, f"GET {doc_id}: HTTP {resp.status_code} {resp.text[:500]}"
+        return dict(resp.json()["_source"])
 
     def count(self) -> int:
         requests.post(f"{self.opensearch}/{self.index}/_refresh", timeout=30)
