@@ -32,6 +32,8 @@ class DatabaseSettings:
     password: str
     #: Seconds to wait for a connection before failing (libpq connect_timeout).
     connect_timeout: int = 10
+    #: libpq `options`, e.g. "-c search_path=x" (tests isolate schemas this way; PGOPTIONS also works).
+    options: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DatabaseSettings:
@@ -46,9 +48,11 @@ class DatabaseSettings:
 
     def connect(self, application_name: str = "qd") -> psycopg2.extensions.connection:
         """Open a connection (not autocommit)."""
-        return psycopg2.connect(host=self.host, port=self.port, dbname=self.dbname, user=self.user,
-                                password=self.password, connect_timeout=self.connect_timeout,
-                                application_name=application_name)
+        extra: dict[str, Any] = {"options": self.options} if self.options else {}
+        conn: psycopg2.extensions.connection = psycopg2.connect(
+            host=self.host, port=self.port, dbname=self.dbname, user=self.user, password=self.password,
+            connect_timeout=self.connect_timeout, application_name=application_name, **extra)
+        return conn
 
 
 def _migrations() -> list[tuple[str, str]]:

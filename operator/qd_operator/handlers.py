@@ -1,0 +1,123 @@
+"""kopf registrations: the run daemons, the Job index that feeds them, start-up settings.
+
+Each ExtractionRun gets a daemon thread that reconciles it every QD_RECONCILE_SECONDS and at once
+when one of its Jobs changes (the Job watch only wakes the daemon; the Jobs themselves are read
+from a kopf index, never from per-Job annotations).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import kopf
+import psycopg2
+
+from qd_core import db
+from qd_operator import kube, metrics, model, planning, reconcile
+from qd_operator.settings import OperatorSettings
+
+_settings: OperatorSettings | None = None
+_wakers: dict[str, threading.Event] = {}
+_lock = threading.Lock()
+
+
+def settings() -> OperatorSettings:
+    global _settings  # noqa: PLW0603 - read once at start-up, shared by all daemons
+    if _settings is None:
+        _settings = OperatorSettings.from_env()
+    return _settings
+
+
+def _waker(uid: str) -> threading.Event:
+    with _lock:
+        return _wakers.setdefault(uid, threading.Event())
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
+    """Our own finalizer and annotation prefix; posting of Events at INFO; metrics; migrations."""
+    ours = globals()["settings"]()
+    import kubernetes
+
+    try:
+        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
+    settings.persistence.finalizer = f"{model.GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=model.GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=model.GROUP)
+    settings.posting.level = logging.INFO
+    settings.watching.server_timeout = 300
+    conn = ours.database.connect("qd-operator-migrate")
+    try:
+        applied = db.migrate(conn)
+    finally:
+        conn.close()
+    logger.info("migrations applied: %s", applied or "none needed")
+    metrics.serve(ours.metrics_port)
+
+
+@kopf.index("batch", "v1", "jobs", labels={model.LABEL_RUN_UID: kopf.PRESENT})
+def jobs_by_run(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    """Run uid → its Jobs (plain dicts, as last seen)."""
+    return {str(labels[model.LABEL_RUN_UID]): {"metadata": dict(body.metadata), "spec": dict(body.spec),
+                                                "status": dict(body.status)}}
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={model.LABEL_RUN_UID: kopf.PRESENT})
+def job_changed(labels: kopf.Labels, **_: Any) -> None:
+    """Wake the run's daemon so it reacts at once instead of at its next tick."""
+    _waker(str(labels[model.LABEL_RUN_UID])).set()
+
+
+@kopf.daemon(model.GROUP, model.VERSION, model.PLURAL, cancellation_timeout=30.0)
+def run_daemon(stopped: kopf.DaemonStopped, body: kopf.Body, uid: str, logger: kopf.Logger, **kwargs: Any) -> None:
+    """Reconcile one run until it is deleted (or the operator stops)."""
+    jobs_by_run: kopf.Index[str, dict[str, Any]] = kwargs["jobs_by_run"]  # kopf passes indexes by name
+    ours = settings()
+    wake = _waker(uid)
+    cluster = kube.Cluster()
+    conn: psycopg2.extensions.connection | None = None
+
+    def post(reason: str, message: str, warning: bool) -> None:
+        kopf.event(body, type="Warning" if warning else "Normal", reason=reason, message=message)
+
+    def adopt(manifest: dict[str, Any]) -> None:
+        kopf.adopt(manifest, owner=body, strict=True)
+
+    while not stopped:
+        try:
+            if conn is None or conn.closed:
+                conn = ours.database.connect(f"qd-operator-{uid[:8]}")
+            reconciler = reconcile.Reconciler(ours, conn, cluster, post, adopt, logger)
+            reconciler.run(dict(body), list(jobs_by_run.get(uid, [])))
+        except psycopg2.Error as err:
+            logger.warning("database unavailable, retrying: %s", err)
+            if conn is not None:
+                conn.close()
+            conn = None
+        except Exception:  # keep the run alive: the next tick retries from the truth
+            logger.exception("reconcile failed; retrying")
+        wake.wait(ours.reconcile_seconds)
+        wake.clear()
+        if stopped:
+            break
+    if conn is not None:
+        conn.close()
+    with _lock:
+        _wakers.pop(uid, None)
+
+
+@kopf.on.delete(model.GROUP, model.VERSION, model.PLURAL, optional=True)
+def run_deleted(uid: str, logger: kopf.Logger, **_: Any) -> None:
+    """Mark the run finished in our tables; never blocks deletion (Jobs go by owner references)."""
+    try:
+        conn = settings().database.connect("qd-operator-delete")
+        try:
+            planning.finish_run(conn, uid, model.RunState.DELETED)
+        finally:
+            conn.close()
+    except psycopg2.Error as err:
+        logger.warning("could not mark run %s deleted in the database: %s", uid, err)

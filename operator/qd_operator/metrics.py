@@ -1,0 +1,44 @@
+"""Prometheus metrics of the operator (served on QD_METRICS_PORT at /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+from qd_operator import reactions
+
+RUNS = Gauge("qd_runs", "ExtractionRuns this operator reconciles, by phase", ["phase"])
+RANGES = Counter("qd_ranges_total", "Ranges finished, by stage and outcome", ["stage", "outcome"])
+GAZETTES = Gauge("qd_gazettes", "Gazettes of active runs, by stage and state", ["run", "stage", "state"])
+OOM_KILLS = Counter("qd_oom_kills_total", "Ranges whose pod was OOMKilled", ["stage"])
+SPLITS = Counter("qd_range_splits_total", "Ranges bisected after an OOM kill", ["stage"])
+PROMOTIONS = Counter("qd_range_promotions_total", "Ranges moved to a bigger memory tier", ["stage"])
+QUARANTINED = Counter("qd_quarantined_total", "Gazettes quarantined (OOM-killed alone at the top tier)", ["stage"])
+JOBS = Counter("qd_jobs_created_total", "Indexed Jobs (waves) created", ["stage"])
+RANGE_SECONDS = Histogram("qd_range_duration_seconds", "Wall time of a range from wave start to its outcome",
+                          ["stage"], buckets=(10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400))
+
+_OUTCOME = {reactions.Action.SUCCEED: "succeeded", reactions.Action.FAIL: "failed",
+            reactions.Action.SPLIT: "split", reactions.Action.PROMOTE: "promoted",
+            reactions.Action.QUARANTINE: "quarantined"}
+
+
+def record(decision: reactions.Decision, duration_s: float | None) -> None:
+    """Count one applied decision."""
+    stage = decision.stage.value
+    RANGES.labels(stage, _OUTCOME[decision.action]).inc()
+    if decision.action in (reactions.Action.SPLIT, reactions.Action.PROMOTE, reactions.Action.QUARANTINE):
+        OOM_KILLS.labels(stage).inc()
+    if decision.action is reactions.Action.SPLIT:
+        SPLITS.labels(stage).inc()
+    elif decision.action is reactions.Action.PROMOTE:
+        PROMOTIONS.labels(stage).inc()
+    elif decision.action is reactions.Action.QUARANTINE:
+        QUARANTINED.labels(stage).inc()
+    if duration_s is not None:
+        RANGE_SECONDS.labels(stage).observe(duration_s)
+
+
+def serve(port: int) -> None:
+    """Start the /metrics endpoint (a daemon thread); port 0 disables it."""
+    if port:
+        start_http_server(port)

@@ -1,0 +1,211 @@
+"""The operator against a real API server and Job controller (no kubelet: pod outcomes are driven
+through the API, the way a kubelet would report them)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from qd_core import db
+from qd_devtools import territories
+from qd_operator import handlers, model, spec
+from qd_operator.settings import OperatorSettings
+
+pytestmark = pytest.mark.cluster
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def crd(kubectl: Callable[..., Any], wait_for: Callable[..., Any], api_client: Any) -> None:
+    kubectl("apply", "--server-side", "-f", str(ROOT / "crds" / "extractionrun.yaml"))
+    ext = client.ApiextensionsV1Api(api_client)
+
+    def established() -> bool:
+        crd = ext.read_custom_resource_definition(f"{model.PLURAL}.{model.GROUP}")
+        return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
+
+    wait_for(established, 60, "the CRD to be established")
+
+
+@pytest.fixture()
+def operator(crd: None, namespace: str, pg_dsn: str, schema: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The real operator, in-process (kopf's KopfRunner), watching the test namespace and schema."""
+    from kopf.testing import KopfRunner
+
+    database = db.DatabaseSettings.from_env()
+    handlers._settings = OperatorSettings(
+        database=db.DatabaseSettings(database.host, database.port, database.dbname, database.user,
+                                     database.password, options=f"-c search_path={schema}"),
+        job_service_account="default", default_image=spec.Image("localhost/qd-extractor", "test"),
+        reconcile_seconds=0.5, job_ttl_seconds=None, metrics_port=0, namespaces=(namespace,))
+    args = ["run", "--standalone", "--namespace", namespace, "-m", "qd_operator.handlers"]
+    with KopfRunner(args, timeout=60) as runner:
+        yield
+    handlers._settings = None
+    assert runner.exit_code == 0, runner.output[-3000:]
+
+
+def seed(conn: Any, count: int, territory: str = "2704302") -> list[int]:
+    territories.load_territories(conn)
+    ids = []
+    with conn.cursor() as cur:
+        for i in range(count):
+            cur.execute(
+                "INSERT INTO gazettes (source_text, date, edition_number, is_extra_edition, power, file_checksum,"
+                " file_path, file_url, scraped_at, created_at, territory_id, processed) VALUES ('', %s, '1', FALSE,"
+                " 'executive', md5(%s), %s, 'https://x.invalid', now(), now(), %s, FALSE) RETURNING id",
+                (dt.date(2024, 1, 1) + dt.timedelta(days=i), f"g{i}", f"{territory}/2024/g{i}.pdf", territory))
+            ids.append(cur.fetchone()[0])
+    return ids
+
+
+def apply_run(api_client: Any, namespace: str, name: str, spec_extra: dict[str, Any]) -> None:
+    body = {"apiVersion": f"{model.GROUP}/{model.VERSION}", "kind": model.KIND, "metadata": {"name": name},
+            "spec": {"selection": {"mode": "UNPROCESSED"}, "stages": ["extract"], **spec_extra}}
+    client.CustomObjectsApi(api_client).create_namespaced_custom_object(model.GROUP, model.VERSION, namespace,
+                                                                        model.PLURAL, body)
+
+
+def get_run(api_client: Any, namespace: str, name: str) -> dict[str, Any]:
+    return dict(client.CustomObjectsApi(api_client).get_namespaced_custom_object(
+        model.GROUP, model.VERSION, namespace, model.PLURAL, name))
+
+
+def condition(run: dict[str, Any], kind: str) -> str | None:
+    for c in (run.get("status") or {}).get("conditions") or []:
+        if c["type"] == kind:
+            return str(c["status"])
+    return None
+
+
+def finish_pod(core: Any, pod: Any, *, exit_code: int, reason: str) -> None:
+    """Report a pod's end as the kubelet would: phase and the container's terminated state."""
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    phase = "Succeeded" if exit_code == 0 else "Failed"
+    status = {"status": {"phase": phase, "containerStatuses": [{
+        "name": model.CONTAINER, "image": "x", "imageID": "", "ready": False, "restartCount": 0,
+        "state": {"terminated": {"exitCode": exit_code, "reason": reason, "startedAt": now, "finishedAt": now}}}]}}
+    core.patch_namespaced_pod_status(pod.metadata.name, pod.metadata.namespace, status,
+                                     _content_type="application/strategic-merge-patch+json")
+
+
+def drive_pods(core: Any, namespace: str, outcome: Callable[[Any], tuple[int, str]], done: set[str]) -> int:
+    """Finish every pod not finished yet; return how many were finished now."""
+    finished = 0
+    for pod in core.list_namespaced_pod(namespace).items:
+        if pod.metadata.name in done or pod.status.phase in ("Succeeded", "Failed"):
+            continue
+        code, reason = outcome(pod)
+        finish_pod(core, pod, exit_code=code, reason=reason)
+        done.add(pod.metadata.name)
+        finished += 1
+    return finished
+
+
+def events(core: Any, namespace: str) -> list[str]:
+    return [e.reason for e in core.list_namespaced_event(namespace).items]
+
+
+def test_happy_path_ranges_waves_and_status(operator: None, api_client: Any, core_v1: Any, batch_v1: Any,
+                                            namespace: str, conn: Any, wait_for: Callable[..., Any]) -> None:
+    seed(conn, 10)
+    apply_run(api_client, namespace, "happy", {"ranges": {"gazettesPerRange": 3}, "parallelism": 2})
+    done: set[str] = set()
+
+    def succeeded() -> bool:
+        drive_pods(core_v1, namespace, lambda pod: (0, "Completed"), done)
+        return condition(get_run(api_client, namespace, "happy"), "Succeeded") == "True"
+
+    wait_for(succeeded, 120, "the run to succeed")
+    run = get_run(api_client, namespace, "happy")
+    assert run["status"]["ranges"]["total"] == 4 and run["status"]["ranges"]["succeeded"] == 4
+    assert run["status"]["progress"] == "100%"
+    jobs = batch_v1.list_namespaced_job(namespace).items
+    # Deterministic names, owned by the run, memory request = limit, Indexed with per-index backoff.
+    assert {j.metadata.name for j in jobs} <= {f"happy-extract-t0-w{i}" for i in range(4)}
+    for job in jobs:
+        assert job.metadata.owner_references[0].kind == model.KIND
+        assert job.spec.completion_mode == "Indexed" and job.spec.backoff_limit_per_index is not None
+        assert job.spec.parallelism <= 2
+        res = job.spec.template.spec.containers[0].resources
+        assert res.requests["memory"] == res.limits["memory"]
+        assert job.spec.template.spec.automount_service_account_token is False
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*), sum(gazettes) FROM qd_ranges WHERE state = 'succeeded'")
+        assert cur.fetchone() == (4, 10)
+    assert {"Planned", "JobCreated", "RunSucceeded"} <= set(events(core_v1, namespace))
+
+
+def test_oom_splits_promotes_then_quarantines_one_gazette(operator: None, api_client: Any, core_v1: Any,
+                                                           namespace: str, conn: Any,
+                                                           wait_for: Callable[..., Any]) -> None:
+    ids = seed(conn, 2)
+    poison = max(ids)  # ranges run newest first; the poison gazette is the one that OOMs
+    apply_run(api_client, namespace, "oom", {"ranges": {"gazettesPerRange": 2}, "parallelism": 1,
+                                             "maxSplitDepth": 1,
+                                             "memoryTiers": {"extract": ["64Mi", "128Mi"]}})
+    done: set[str] = set()
+
+    def outcome(pod: Any) -> tuple[int, str]:
+        ranges = next(e.value for e in pod.spec.containers[0].env if e.name == "QD_RANGES").split(",")
+        index = int(pod.metadata.annotations["batch.kubernetes.io/job-completion-index"])
+        low, high = (int(x) for x in ranges[index].split(":"))
+        return (137, "OOMKilled") if low <= poison <= high else (0, "Completed")
+
+    def finished() -> bool:
+        drive_pods(core_v1, namespace, outcome, done)
+        return condition(get_run(api_client, namespace, "oom"), "Succeeded") == "True"
+
+    wait_for(finished, 180, "the run to finish")
+    reasons = events(core_v1, namespace)
+    assert {"RangeOOMKilled", "RangeSplit", "RangePromoted", "GazetteQuarantined"} <= set(reasons), reasons
+    run = get_run(api_client, namespace, "oom")
+    assert run["status"]["quarantined"] == [{"gazetteId": poison, "filePath": f"2704302/2024/g{ids.index(poison)}.pdf"}]
+    with conn.cursor() as cur:
+        cur.execute("SELECT gazette_id, state, error_class, terminal FROM qd_gazette_state")
+        assert cur.fetchall() == [(poison, "quarantined", "oom", True)]
+        cur.execute("SELECT tier FROM qd_ranges WHERE state = 'quarantined'")
+        assert cur.fetchone() == (1,)  # it reached the top tier before being quarantined
+
+
+def test_invalid_runs_are_rejected_by_the_api_server(crd: None, api_client: Any, namespace: str) -> None:
+    api = client.CustomObjectsApi(api_client)
+    cases = [
+        ({"selection": {"mode": "WEEKLY"}}, "spec.selection.mode"),
+        ({"selection": {"mode": "ALL", "dateFrom": "2024-02-01", "dateTo": "2024-01-01"}}, "dateFrom"),
+        ({"selection": {"mode": "ALL"}, "memoryTiers": {"extract": ["1Gi", "512Mi"]}}, "increasing"),
+        ({"selection": {"mode": "ALL", "territories": ["27043"]}}, "territories"),
+        ({"selection": {"mode": "ALL"}, "stages": ["excerpts"]}, "extract"),
+    ]
+    for i, (bad, expected) in enumerate(cases):
+        body = {"apiVersion": f"{model.GROUP}/{model.VERSION}", "kind": model.KIND,
+                "metadata": {"name": f"bad-{i}"}, "spec": bad}
+        with pytest.raises(client.ApiException) as err:
+            api.create_namespaced_custom_object(model.GROUP, model.VERSION, namespace, model.PLURAL, body)
+        assert err.value.status == 422
+        assert expected in err.value.body, (bad, err.value.body)
+
+
+def test_selection_is_immutable(crd: None, api_client: Any, namespace: str) -> None:
+    apply_run(api_client, namespace, "fixed", {})
+    api = client.CustomObjectsApi(api_client)
+    with pytest.raises(client.ApiException) as err:
+        api.patch_namespaced_custom_object(model.GROUP, model.VERSION, namespace, model.PLURAL, "fixed",
+                                           {"spec": {"selection": {"mode": "ALL"}}})
+    assert err.value.status == 422 and "immutable" in err.value.body
+
+
+def test_kubectl_get_shows_progress_columns(crd: None, api_client: Any, namespace: str,
+                                            kubectl: Callable[..., Any]) -> None:
+    apply_run(api_client, namespace, "columns", {})
+    out = kubectl("get", f"{model.PLURAL}.{model.GROUP}", "-n", namespace)
+    header = (out.stdout if isinstance(out, subprocess.CompletedProcess) else str(out)).splitlines()[0]
+    for column in ("MODE", "PROGRESS", "DONE", "SUCCEEDED", "AGE"):
+        assert column in header
