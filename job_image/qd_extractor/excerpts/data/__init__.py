@@ -1,0 +1,1 @@
+"""Package data: upstream's `themes_config.json` (a package so wheels always carry it)."""
