@@ -99,9 +99,17 @@ class Selection:
         return f"SELECT count(*) {_FROM} WHERE {where}", params
 
     def page_sql(self, *, low: int, high: int, before: int | None, limit: int,
-                 stage: Stage = Stage.EXTRACT) -> tuple[str, dict[str, Any]]:
-        """One keyset page of a Job's id range [low, high], newest first, strictly below `before`."""
+                 stage: Stage = Stage.EXTRACT, run_id: str | None = None) -> tuple[str, dict[str, Any]]:
+        """One keyset page of a Job's id range [low, high], newest first, strictly below `before`.
+
+        With a `run_id`, gazettes this run already finished in this stage are skipped, so a retried
+        index or a split half redoes nothing in ALL or DAILY mode (UNPROCESSED skips them anyway).
+        """
         where, params = self.predicate(stage)
+        if run_id is not None:
+            where += (" AND NOT EXISTS (SELECT 1 FROM qd_gazette_state r WHERE r.gazette_id = g.id"
+                      " AND r.stage = %(stage)s AND r.run_id = %(run_id)s AND r.state = 'succeeded')")
+            params["run_id"] = run_id
         params.update(low=low, high=high, limit=limit)
         keyset = ""
         if before is not None:

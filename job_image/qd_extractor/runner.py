@@ -64,8 +64,9 @@ class RangeRunner:
         """Keyset pages through a server-side cursor with a bounded fetch size."""
         before: int | None = None
         while True:
+            run = None if self.settings.run_id == "manual" else self.settings.run_id
             sql, params = self.settings.selection.page_sql(low=low, high=high, before=before,
-                                                           limit=self.settings.page_size)
+                                                           limit=self.settings.page_size, run_id=run)
             with self.read_conn, self.read_conn.cursor(name="qd_page") as cur:
                 cur.itersize = self.settings.fetch_size
                 cur.execute(sql, params)

@@ -131,3 +131,14 @@ def test_migrate_is_idempotent_and_safe_concurrently(pg_dsn: str, schema: str) -
     for t in threads:
         t.join(timeout=60)
     assert errors == []
+
+
+def test_a_run_skips_what_it_already_finished(cur: Any) -> None:
+    """In ALL mode a retried range must not redo the gazettes its run already extracted."""
+    done, other_run, todo = insert(cur, processed=True), insert(cur, processed=True), insert(cur)
+    cur.execute("INSERT INTO qd_gazette_state (gazette_id, stage, state, run_id) VALUES"
+                " (%s, 'extract', 'succeeded', 'run-a'), (%s, 'extract', 'succeeded', 'run-b')", (done, other_run))
+    sql, params = selection.Selection(mode=selection.Mode.ALL).page_sql(low=0, high=2**31 - 1, before=None,
+                                                                        limit=100, run_id="run-a")
+    cur.execute(sql, params)
+    assert [r[0] for r in cur.fetchall()] == [todo, other_run]

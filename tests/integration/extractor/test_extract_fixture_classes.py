@@ -94,7 +94,7 @@ def test_one_range_with_every_fixture_class(world) -> None:  # type: ignore[no-u
     again = world.run("extract")
     assert again.returncode == 0
     assert world.states() == states
-    all_mode = world.run("extract", EXECUTION_MODE="ALL")
+    all_mode = world.run("extract", EXECUTION_MODE="ALL", QD_RUN_ID="another-run")  # redoes every gazette
     assert all_mode.returncode == 0
     assert world.count() == expected_docs
     assert hashlib.md5(world.text(storage.txt_key(by_kind["text_pdf"].file_path)).encode()).digest()
