@@ -35,8 +35,10 @@ def crd(kubectl: Callable[..., Any], wait_for: Callable[..., Any], api_client: A
 
 
 @pytest.fixture()
-def operator(crd: None, namespace: str, pg_dsn: str, schema: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The real operator, in-process (kopf's KopfRunner), watching the test namespace and schema."""
+def operator_factory(crd: None, namespace: str, schema: str) -> Iterator[Callable[[], Any]]:
+    """Start the real operator in-process (kopf's KopfRunner), watching the test namespace and schema."""
+    from contextlib import contextmanager
+
     from kopf.testing import KopfRunner
 
     database = db.DatabaseSettings.from_env()
@@ -45,11 +47,22 @@ def operator(crd: None, namespace: str, pg_dsn: str, schema: str, monkeypatch: p
                                      database.password, options=f"-c search_path={schema}"),
         job_service_account="default", default_image=spec.Image("localhost/qd-extractor", "test"),
         reconcile_seconds=0.5, job_ttl_seconds=None, metrics_port=0, namespaces=(namespace,))
-    args = ["run", "--standalone", "--namespace", namespace, "-m", "qd_operator.handlers"]
-    with KopfRunner(args, timeout=60) as runner:
-        yield
+
+    @contextmanager
+    def start() -> Iterator[None]:
+        args = ["run", "--standalone", "--namespace", namespace, "-m", "qd_operator.handlers"]
+        with KopfRunner(args, timeout=60) as runner:
+            yield
+        assert runner.exit_code == 0, runner.output[-3000:]
+
+    yield start
     handlers._settings = None
-    assert runner.exit_code == 0, runner.output[-3000:]
+
+
+@pytest.fixture()
+def operator(operator_factory: Callable[[], Any]) -> Iterator[None]:
+    with operator_factory():
+        yield
 
 
 def seed(conn: Any, count: int, territory: str = "2704302") -> list[int]:
@@ -209,3 +222,142 @@ def test_kubectl_get_shows_progress_columns(crd: None, api_client: Any, namespac
     header = (out.stdout if isinstance(out, subprocess.CompletedProcess) else str(out)).splitlines()[0]
     for column in ("MODE", "PROGRESS", "DONE", "SUCCEEDED", "AGE"):
         assert column in header
+
+
+def jobs_of(batch: Any, namespace: str) -> list[Any]:
+    return list(batch.list_namespaced_job(namespace).items)
+
+
+def test_suspend_reaches_jobs_and_resume_finishes_without_burning_retries(
+        operator: None, api_client: Any, core_v1: Any, batch_v1: Any, namespace: str, conn: Any,
+        wait_for: Callable[..., Any]) -> None:
+    seed(conn, 4)
+    apply_run(api_client, namespace, "pause", {"ranges": {"gazettesPerRange": 2}, "parallelism": 1})
+    wait_for(lambda: jobs_of(batch_v1, namespace), 60, "the first Job")
+    api = client.CustomObjectsApi(api_client)
+    api.patch_namespaced_custom_object(model.GROUP, model.VERSION, namespace, model.PLURAL, "pause",
+                                       {"spec": {"suspend": True}})
+    wait_for(lambda: all(j.spec.suspend for j in jobs_of(batch_v1, namespace)), 60, "Jobs to be suspended")
+    wait_for(lambda: condition(get_run(api_client, namespace, "pause"), "Suspended") == "True", 60,
+             "the Suspended condition")
+    # The Job controller deletes the pods of a suspended Job; no new wave starts meanwhile.
+    wait_for(lambda: not [p for p in core_v1.list_namespaced_pod(namespace).items
+                          if not p.metadata.deletion_timestamp], 60, "pods to go away")
+    assert len(jobs_of(batch_v1, namespace)) == 1
+    api.patch_namespaced_custom_object(model.GROUP, model.VERSION, namespace, model.PLURAL, "pause",
+                                       {"spec": {"suspend": False}})
+    done: set[str] = set()
+
+    def finished() -> bool:
+        drive_pods(core_v1, namespace, lambda pod: (0, "Completed"), done)
+        return condition(get_run(api_client, namespace, "pause"), "Succeeded") == "True"
+
+    wait_for(finished, 120, "the run to finish after resume")
+    for job in jobs_of(batch_v1, namespace):
+        assert not job.status.failed  # suspension consumed no retry
+    assert {"Suspended", "Resumed"} <= set(events(core_v1, namespace))
+
+
+def test_operator_restart_mid_run_creates_no_duplicate_job(
+        crd: None, api_client: Any, core_v1: Any, batch_v1: Any, namespace: str, conn: Any, schema: str,
+        operator_factory: Callable[[], Any], wait_for: Callable[..., Any]) -> None:
+    seed(conn, 6)
+    with operator_factory():
+        apply_run(api_client, namespace, "restart", {"ranges": {"gazettesPerRange": 2}, "parallelism": 1})
+        wait_for(lambda: jobs_of(batch_v1, namespace), 60, "the first Job")
+    first = {j.metadata.name: j.metadata.uid for j in jobs_of(batch_v1, namespace)}
+    with operator_factory():  # a new operator process: same plan, same Job, no twin
+        done: set[str] = set()
+
+        def finished() -> bool:
+            drive_pods(core_v1, namespace, lambda pod: (0, "Completed"), done)
+            return condition(get_run(api_client, namespace, "restart"), "Succeeded") == "True"
+
+        wait_for(finished, 120, "the run to finish after the restart")
+    after = {j.metadata.name: j.metadata.uid for j in jobs_of(batch_v1, namespace)}
+    assert all(after[name] == uid for name, uid in first.items())  # the same objects, not re-created
+    assert len(after) == len(set(after))
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM qd_runs")
+        assert cur.fetchone() == (1,)
+
+
+def test_deleting_a_run_removes_its_jobs_and_never_hangs(
+        operator: None, api_client: Any, batch_v1: Any, namespace: str, conn: Any,
+        wait_for: Callable[..., Any]) -> None:
+    seed(conn, 4)
+    apply_run(api_client, namespace, "doomed", {"ranges": {"gazettesPerRange": 2}, "parallelism": 2})
+    wait_for(lambda: jobs_of(batch_v1, namespace), 60, "a Job")
+    api = client.CustomObjectsApi(api_client)
+    api.delete_namespaced_custom_object(model.GROUP, model.VERSION, namespace, model.PLURAL, "doomed")
+
+    def gone() -> bool:
+        try:
+            get_run(api_client, namespace, "doomed")
+        except client.ApiException as err:
+            return err.status == 404
+        return False
+
+    wait_for(gone, 60, "the run to be deleted (no stuck finalizer)")
+    wait_for(lambda: not jobs_of(batch_v1, namespace), 60, "its Jobs to be garbage-collected")
+    with conn.cursor() as cur:
+        cur.execute("SELECT state FROM qd_runs")
+        assert cur.fetchone() == ("deleted",)
+
+
+def test_rerun_failed_ranges_only(
+        operator: None, api_client: Any, core_v1: Any, namespace: str, conn: Any,
+        wait_for: Callable[..., Any]) -> None:
+    seed(conn, 4)
+    apply_run(api_client, namespace, "flaky", {"ranges": {"gazettesPerRange": 2}, "parallelism": 2,
+                                               "retriesPerRange": 0})
+    done: set[str] = set()
+    first_range_failing = {"on": True}
+
+    def outcome(pod: Any) -> tuple[int, str]:
+        index = int(pod.metadata.annotations["batch.kubernetes.io/job-completion-index"])
+        if index == 0 and first_range_failing["on"]:
+            return 3, "Error"  # a service was unavailable: a normal failure, no OOM
+        return 0, "Completed"
+
+    def degraded() -> bool:
+        drive_pods(core_v1, namespace, outcome, done)
+        return condition(get_run(api_client, namespace, "flaky"), "Degraded") == "True"
+
+    wait_for(degraded, 120, "the run to end Degraded")
+    run = get_run(api_client, namespace, "flaky")
+    assert run["status"]["ranges"]["failed"] == 1 and run["status"]["failedRanges"][0]["reason"]
+    first_range_failing["on"] = False
+    api = client.CustomObjectsApi(api_client)
+    api.patch_namespaced_custom_object(model.GROUP, model.VERSION, namespace, model.PLURAL, "flaky",
+                                       {"metadata": {"annotations": {model.ANNOTATION_RERUN: "1"}}})
+
+    def succeeded() -> bool:
+        drive_pods(core_v1, namespace, outcome, done)
+        return condition(get_run(api_client, namespace, "flaky"), "Succeeded") == "True"
+
+    wait_for(succeeded, 120, "the rerun of the failed range to succeed")
+    assert condition(get_run(api_client, namespace, "flaky"), "Degraded") == "False"
+    assert "RerunFailedRanges" in events(core_v1, namespace)
+    with conn.cursor() as cur:
+        cur.execute("SELECT state, count(*) FROM qd_ranges GROUP BY state")
+        assert dict(cur.fetchall()) == {"succeeded": 2}
+
+
+def test_ttl_after_finished_deletes_the_run(operator: None, api_client: Any, core_v1: Any, namespace: str,
+                                            conn: Any, wait_for: Callable[..., Any]) -> None:
+    seed(conn, 2)
+    apply_run(api_client, namespace, "shortlived", {"ranges": {"gazettesPerRange": 2},
+                                                    "ttlSecondsAfterFinished": 2})
+    done: set[str] = set()
+
+    def deleted() -> bool:
+        drive_pods(core_v1, namespace, lambda pod: (0, "Completed"), done)
+        try:
+            get_run(api_client, namespace, "shortlived")
+        except client.ApiException as err:
+            return err.status == 404
+        return False
+
+    wait_for(deleted, 120, "ttlSecondsAfterFinished to delete the finished run")
+    assert "RunSucceeded" in events(core_v1, namespace)
