@@ -361,3 +361,38 @@ def test_ttl_after_finished_deletes_the_run(operator: None, api_client: Any, cor
 
     wait_for(deleted, 120, "ttlSecondsAfterFinished to delete the finished run")
     assert "RunSucceeded" in events(core_v1, namespace)
+
+
+def test_metrics_count_jobs_and_ranges(operator: None, api_client: Any, core_v1: Any, namespace: str, conn: Any,
+                                       wait_for: Callable[..., Any]) -> None:
+    import re
+    import socket
+    import urllib.request
+
+    from qd_operator import metrics
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    metrics.serve(port)  # what the operator does at start-up with QD_METRICS_PORT
+
+    def value(name: str, **labels: str) -> float:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        selector = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))  # exposition sorts labels
+        match = re.search(rf"^{name}\{{{selector}\}} (\S+)$", text, re.M)
+        return float(match.group(1)) if match else 0.0
+
+    jobs_before = value("qd_jobs_created_total", stage="extract")
+    ranges_before = value("qd_ranges_total", stage="extract", outcome="succeeded")
+    seed(conn, 4)
+    apply_run(api_client, namespace, "metered", {"ranges": {"gazettesPerRange": 2}, "parallelism": 2})
+    done: set[str] = set()
+
+    def finished() -> bool:
+        drive_pods(core_v1, namespace, lambda pod: (0, "Completed"), done)
+        return condition(get_run(api_client, namespace, "metered"), "Succeeded") == "True"
+
+    wait_for(finished, 120, "the run to finish")
+    assert value("qd_jobs_created_total", stage="extract") >= jobs_before + 1
+    assert value("qd_ranges_total", stage="extract", outcome="succeeded") == ranges_before + 2
+    assert value("qd_range_duration_seconds_count", stage="extract") >= 2
