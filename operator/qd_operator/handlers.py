@@ -50,6 +50,9 @@ def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) ->
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=model.GROUP)
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
+    # Namespaced mode (the chart's Role) grants no namespace or CRD listing: do not scan, or kopf
+    # retries the refused lists for about a minute before it starts.
+    settings.scanning.disabled = bool(ours.namespaces)
     conn = ours.database.connect("qd-operator-migrate")
     try:
         applied = db.migrate(conn)
