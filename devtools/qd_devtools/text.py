@@ -65,6 +65,9 @@ def act(rng: random.Random, municipality: str) -> list[str]:
                 f"Art. 2º Fica autorizado o procedimento de {obj}, observada a dotação orçamentária própria.",
                 "Art. 3º Esta norma entra em vigor na data de sua publicação, revogadas as disposições em "
                 "contrário.",
+                *([f"Art. 4º A fiscalização municipal observará a lei de crimes ambientais e a lei de "
+                   f"agrotóxicos, cabendo à Secretaria Municipal de {sec} apurar as infrações e aplicar as "
+                   f"sanções previstas, com apoio do IBAMA."] if kind == "LEI MUNICIPAL" else []),
                 f"Gabinete do Prefeito, {date}."]
     return [f"{kind} Nº {number}", *body]
 

@@ -43,7 +43,15 @@ def _read_cgroup(v2: Path, v1: Path) -> int | None:
 
 def detect_limit(env: Mapping[str, str] | None = None, *, cgroup_v2: Path = CGROUP_V2,
                  cgroup_v1: Path = CGROUP_V1) -> tuple[int, str]:
-    """Return the memory limit in bytes and where it came from."""
+    """Return the memory limit in bytes and where it came from.
+
+    QD_MEMORY_BUDGET_BYTES, when set, wins over everything: it sizes the buffers as if the pod had
+    that much memory (for a pod whose limit is not a good guide; the e2e tests also use it to make a
+    big gazette exceed a small tier for real).
+    """
+    override = config.env_int("QD_MEMORY_BUDGET_BYTES", 0, minimum=0, env=env)
+    if override:
+        return override, "QD_MEMORY_BUDGET_BYTES"
     from_env = config.env_int("MEMORY_LIMIT_BYTES", 0, minimum=0, env=env)
     if from_env:
         return from_env, "MEMORY_LIMIT_BYTES"

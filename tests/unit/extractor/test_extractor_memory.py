@@ -57,3 +57,8 @@ def test_budget_grows_with_the_limit_but_is_capped() -> None:
     small, large, huge = (memory.Budget.from_limit(m * MIB) for m in (256, 1024, 65536))
     assert small.max_index_text < large.max_index_text <= huge.max_index_text == 100 * MIB
     assert huge.bulk_bytes == 20 * MIB
+
+
+def test_explicit_budget_overrides_the_limit() -> None:
+    env = {"QD_MEMORY_BUDGET_BYTES": str(2048 * MIB), "MEMORY_LIMIT_BYTES": str(128 * MIB)}
+    assert memory.detect_limit(env) == (2048 * MIB, "QD_MEMORY_BUDGET_BYTES")

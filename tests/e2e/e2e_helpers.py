@@ -1,0 +1,157 @@
+"""End-to-end helpers; tests/e2e/conftest.py builds the fixtures from them.
+
+The chart installed on a real node (the local cluster or kind), real images, real services reached
+by the pods on the bridge, ExtractionRuns applied and waited on. The same module runs on kind: everything comes from the environment —
+KUBECONFIG, QD_HELM (or hack/tools/helm.sh), the image references (QD_EXTRACT_IMAGE,
+QD_RERANK_IMAGE, QD_OPERATOR_IMAGE from hack/images/build.sh), the host-side service variables
+(POSTGRES_*, STORAGE_*, OPENSEARCH_*, APACHE_TIKA_SERVER) and the pod-side ones
+(QD_POD_POSTGRES_HOST, QD_POD_STORAGE_ENDPOINT, QD_POD_APACHE_TIKA_SERVER, QD_POD_OPENSEARCH_HOST
+from hack/cluster/expose.sh).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+import requests
+from kubernetes import client
+
+from qd_devtools import loader
+from qd_operator import model
+
+ROOT = Path(__file__).resolve().parents[2]
+UPSTREAM_SCHEMA = ROOT / "hack" / "sql" / "upstream_schema.sql"
+
+
+def env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail(f"environment variable {name} is not set (see tests/e2e/conftest.py)", pytrace=False)
+    return value
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 1.0) -> Any:
+    """Poll until `predicate` is truthy; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while True:
+        try:
+            result = predicate()
+            if result:
+                return result
+        except Exception as err:  # reported on timeout
+            last = err
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}" + (f" ({last!r})" if last else ""),
+                        pytrace=False)
+        time.sleep(interval)
+
+
+def helm_bin() -> str:
+    if os.environ.get("QD_HELM"):
+        return os.environ["QD_HELM"]
+    return subprocess.run(["bash", str(ROOT / "hack" / "tools" / "helm.sh")], capture_output=True, text=True,
+                          check=True).stdout.strip().splitlines()[-1]
+
+
+@dataclasses.dataclass
+class Cluster:
+    """One e2e namespace with the chart installed and its own database and index."""
+
+    api: Any
+    namespace: str
+    database: str
+    dsn: str
+    index: str
+    s3: Any
+    bucket: str
+
+    @property
+    def core(self) -> Any:
+        return client.CoreV1Api(self.api)
+
+    @property
+    def batch(self) -> Any:
+        return client.BatchV1Api(self.api)
+
+    @property
+    def custom(self) -> Any:
+        return client.CustomObjectsApi(self.api)
+
+    def connect(self) -> Any:
+        conn = psycopg2.connect(self.dsn, dbname=self.database)
+        conn.autocommit = True
+        return conn
+
+    def sql(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(query, params)
+                return list(cur.fetchall()) if cur.description else []
+        finally:
+            conn.close()
+
+    def load(self, fixtures: list[Any]) -> list[loader.LoadedGazette]:
+        conn = self.connect()
+        try:
+            return loader.load_gazettes(conn, self.s3, self.bucket, fixtures)
+        finally:
+            conn.close()
+
+    def apply_run(self, name: str, spec: dict[str, Any]) -> None:
+        body = {"apiVersion": f"{model.GROUP}/{model.VERSION}", "kind": model.KIND, "metadata": {"name": name},
+                "spec": {"serviceRefs": {"configMapName": "qd-services", "secretName": "qd-credentials"},
+                         "image": image_spec(env("QD_EXTRACT_IMAGE")),
+                         "rerankImage": image_spec(env("QD_RERANK_IMAGE")), **spec}}
+        if "serviceRefs" in spec:
+            body["spec"]["serviceRefs"] = spec["serviceRefs"]
+        self.custom.create_namespaced_custom_object(model.GROUP, model.VERSION, self.namespace, model.PLURAL, body)
+
+    def run(self, name: str) -> dict[str, Any] | None:
+        try:
+            return dict(self.custom.get_namespaced_custom_object(model.GROUP, model.VERSION, self.namespace,
+                                                                 model.PLURAL, name))
+        except client.ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+
+    def condition(self, name: str, kind: str) -> str | None:
+        run = self.run(name) or {}
+        for c in (run.get("status") or {}).get("conditions") or []:
+            if c["type"] == kind:
+                return str(c["status"])
+        return None
+
+    def finished(self, name: str) -> bool:
+        return self.condition(name, "Succeeded") == "True" or self.condition(name, "Failed") == "True"
+
+    def events(self) -> list[str]:
+        return [e.reason for e in self.core.list_namespaced_event(self.namespace).items]
+
+    def pods(self, **labels: str) -> list[Any]:
+        selector = ",".join(f"{k}={v}" for k, v in labels.items())
+        return list(self.core.list_namespaced_pod(self.namespace, label_selector=selector).items)
+
+    def jobs(self) -> list[Any]:
+        return list(self.batch.list_namespaced_job(self.namespace).items)
+
+    def doc(self, doc_id: str) -> dict[str, Any] | None:
+        resp = requests.get(f"{env('OPENSEARCH_HOST')}/{self.index}/_doc/{doc_id}", timeout=30)
+        return dict(resp.json()["_source"]) if resp.status_code == 200 else None
+
+
+def image_spec(ref: str) -> dict[str, str]:
+    repository, _, tag = ref.rpartition(":")
+    return {"repository": repository, "tag": tag, "pullPolicy": "Never"}
+
+
