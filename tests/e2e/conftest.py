@@ -11,7 +11,7 @@ from typing import Any
 import psycopg2
 import pytest
 import requests
-from e2e_helpers import ROOT, UPSTREAM_SCHEMA, Cluster, env, helm_bin
+from e2e_helpers import ROOT, UPSTREAM_SCHEMA, Cluster, env, helm_bin, pod_model_path
 from kubernetes import client, config
 
 from qd_devtools import territories
@@ -58,7 +58,8 @@ def e2e(api: Any, s3: Any, bucket: str) -> Iterator[Cluster]:
         "STORAGE_REGION": os.environ.get("STORAGE_REGION", "us-east-1"), "STORAGE_BUCKET": bucket,
         "APACHE_TIKA_SERVER": env("QD_POD_APACHE_TIKA_SERVER"), "OPENSEARCH_HOST": env("QD_POD_OPENSEARCH_HOST"),
         "OPENSEARCH_INDEX": index, "QUERIDO_DIARIO_FILES_ENDPOINT": "data.queridodiario.ok.org.br",
-        "QD_RERANK_MODEL": env("QD_POD_RERANK_MODEL"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+        "QD_RERANK_MODEL": os.environ.get("QD_POD_RERANK_MODEL") or pod_model_path(),
+        "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
         "TIKA_RETRY_BASE_DELAY": "0.5",
     }
     core.create_namespaced_config_map(namespace, {"metadata": {"name": "qd-services"}, "data": services})
@@ -67,7 +68,7 @@ def e2e(api: Any, s3: Any, bucket: str) -> Iterator[Cluster]:
         "STORAGE_ACCESS_KEY": env("STORAGE_ACCESS_KEY"), "STORAGE_ACCESS_SECRET": env("STORAGE_ACCESS_SECRET")}})
     operator_image = env("QD_OPERATOR_IMAGE")
     repository, _, tag = operator_image.rpartition(":")
-    extract_repo, _, extract_tag = env("QD_EXTRACT_IMAGE").rpartition(":")
+    extract_repo, _, extract_tag = env("QD_EXTRACTOR_IMAGE").rpartition(":")
     helm = [helm_bin(), "--kubeconfig", env("KUBECONFIG")]
     release = f"qd-{suffix}"
     values = {"operator.image.repository": repository, "operator.image.tag": tag,

