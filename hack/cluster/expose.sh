@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Expose the loopback test services on the node's bridge address, so pods can reach them:
+# Expose the loopback test services (and the API server) on the node's bridge address, so pods can reach them:
 # one socat forwarder per service, listening on $QD_NODE_IP (10.244.0.1, the bridge node.sh made)
 # and connecting to 127.0.0.1. The services themselves stay bound to loopback only.
 # Usage: hack/cluster/expose.sh up|down|status|env
@@ -8,7 +8,11 @@ set -euo pipefail
 QD_SERVICE=expose
 source "$(dirname "$0")/../services/lib.sh"
 QD_NODE_IP=${QD_NODE_IP:-10.244.0.1}
-PORTS=("postgres:$QD_PG_PORT" "minio:$QD_S3_PORT" "tika:$QD_TIKA_PORT" "opensearch:$QD_OS_PORT")
+QD_APISERVER_PORT=${QD_APISERVER_PORT:-16443}
+# The API server too: without kube-proxy the `kubernetes` Service IP leads nowhere, so in-cluster
+# clients (the operator pod) are pointed at the bridge with KUBERNETES_SERVICE_HOST/PORT.
+PORTS=("postgres:$QD_PG_PORT" "minio:$QD_S3_PORT" "tika:$QD_TIKA_PORT" "opensearch:$QD_OS_PORT"
+       "apiserver:$QD_APISERVER_PORT")
 
 bridge_up() { ip -o addr show | grep -q " $QD_NODE_IP/"; }
 
@@ -51,6 +55,8 @@ export QD_POD_POSTGRES_HOST=$QD_NODE_IP
 export QD_POD_STORAGE_ENDPOINT=http://$QD_NODE_IP:$QD_S3_PORT
 export QD_POD_APACHE_TIKA_SERVER=http://$QD_NODE_IP:$QD_TIKA_PORT
 export QD_POD_OPENSEARCH_HOST=http://$QD_NODE_IP:$QD_OS_PORT
+export QD_POD_APISERVER_HOST=$QD_NODE_IP
+export QD_POD_APISERVER_PORT=$QD_APISERVER_PORT
 ENV
 }
 

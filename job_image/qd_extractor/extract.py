@@ -49,13 +49,17 @@ class Prepared:
 
 
 def read_capped(path: Path, max_bytes: int) -> tuple[str, bool]:
-    """The file's text, cut to `max_bytes` on a character boundary; and whether it was cut."""
+    """The file's text, cut to `max_bytes` on a character boundary; and whether it was cut.
+
+    One bytes buffer and one str live at once (no slicing copies). The file is UTF-8 we wrote
+    ourselves, so a cut multi-byte character at the end is the only thing `ignore` drops.
+    """
     with path.open("rb") as f:
-        data = f.read(max_bytes + 1)
-    if len(data) <= max_bytes:
-        return data.decode("utf-8", errors="replace"), False
-    text, truncated = docs.cap_text(data[: max_bytes + 4].decode("utf-8", errors="ignore"), max_bytes)
-    return text, truncated or True
+        data = f.read(max_bytes)
+        truncated = bool(f.read(1))
+    text = data.decode("utf-8", errors="ignore" if truncated else "replace")
+    del data
+    return text, truncated
 
 
 class Extractor:

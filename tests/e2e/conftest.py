@@ -76,7 +76,13 @@ def e2e(api: Any, s3: Any, bucket: str) -> Iterator[Cluster]:
               "operator.reconcileSeconds": "2", "extractor.image.repository": extract_repo,
               "extractor.image.tag": extract_tag, "database.existingSecret": "qd-credentials",
               "database.existingConfigMap": "qd-services"}
-    sets = [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
+    if os.environ.get("QD_POD_APISERVER_HOST"):  # the local node has no kube-proxy (hack/cluster/expose.sh)
+        values["operator.extraEnv[0].name"] = "KUBERNETES_SERVICE_HOST"
+        values["operator.extraEnv[0].value"] = os.environ["QD_POD_APISERVER_HOST"]
+        values["operator.extraEnv[1].name"] = "KUBERNETES_SERVICE_PORT"
+        values["operator.extraEnv[1].value"] = os.environ["QD_POD_APISERVER_PORT"]
+    sets = [arg for key, value in values.items() for arg in ("--set-string" if "extraEnv" in key else "--set",
+                                                            f"{key}={value}")]
     subprocess.run([*helm, "install", release, str(ROOT / "charts" / "qd-extractor"), "-n", namespace, *sets,
                     "--wait", "--timeout", "5m"], check=True, capture_output=True, text=True)
     cluster = Cluster(api, namespace, database, dsn, index, s3, bucket)

@@ -55,10 +55,20 @@ def test_buffers_are_bounded_shares_of_the_limit(limit_mib: int) -> None:
 
 def test_budget_grows_with_the_limit_but_is_capped() -> None:
     small, large, huge = (memory.Budget.from_limit(m * MIB) for m in (256, 1024, 65536))
-    assert small.max_index_text < large.max_index_text <= huge.max_index_text == 100 * MIB
+    assert small.max_index_text < large.max_index_text <= huge.max_index_text == 32 * MIB
     assert huge.bulk_bytes == 20 * MIB
 
 
 def test_explicit_budget_overrides_the_limit() -> None:
     env = {"QD_MEMORY_BUDGET_BYTES": str(2048 * MIB), "MEMORY_LIMIT_BYTES": str(128 * MIB)}
     assert memory.detect_limit(env) == (2048 * MIB, "QD_MEMORY_BUDGET_BYTES")
+
+
+def test_read_capped_cuts_on_a_character_boundary(tmp_path: Path) -> None:
+    from qd_extractor.extract import read_capped
+
+    path = tmp_path / "t.txt"
+    path.write_text("ação" * 10, encoding="utf-8")  # 6 bytes per word
+    assert read_capped(path, 1000) == ("ação" * 10, False)
+    text, cut = read_capped(path, 8)  # "ação" (6 bytes) + "a" + half of "ç"
+    assert cut is True and text == "açãoa"
