@@ -16,8 +16,9 @@ import argparse
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
+from typing import Any
 
 from qd_core import config
 
@@ -85,23 +86,45 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in ("excerpts", "rerank-repair"):
-        return _second_stage(args)
-    from qd_extractor import app, logs
+        from qd_extractor.excerpts import app as excerpts
+
+        def second(settings: Any, log: logging.Logger) -> None:
+            if args.command == "rerank-repair":
+                excerpts.run_rerank_repair(settings, log)
+            else:
+                excerpts.run_excerpts(settings, *pick_range(args.range), log)
+
+        return _guarded(excerpts.ExcerptSettings.from_env, second, excerpts.INFRASTRUCTURE_ERRORS,
+                        "qd_extractor.excerpts")
+    from qd_extractor import app
+
+    def first(settings: Any, log: logging.Logger) -> None:
+        if args.command == "migrate":
+            app.migrate(settings)
+        else:
+            app.run_extract(settings, *pick_range(args.range), log)
+
+    return _guarded(app.load_settings, first, app.INFRASTRUCTURE_ERRORS, "qd_extractor")
+
+
+def _guarded(load: Callable[[], Any], work: Callable[[Any, logging.Logger], None],
+             infrastructure: tuple[type[BaseException], ...], logger_name: str) -> int:
+    """Settings, logging and SIGTERM set up once; every way out mapped to its documented exit code.
+
+    The excerpt stage comes through here too, importing torch only inside `work`.
+    """
+    from qd_extractor import logs
 
     try:
-        settings = app.load_settings()
+        settings = load()
     except config.ConfigError as err:
         print(f"qd-extract: configuration error: {err}", file=sys.stderr)
         return EXIT_CONFIG
     logs.setup(settings.debug)
-    log = logging.getLogger("qd_extractor")
+    log = logging.getLogger(logger_name)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        if args.command == "migrate":
-            app.migrate(settings)
-            return EXIT_OK
-        low, high = pick_range(args.range)
-        app.run_extract(settings, low, high, log)
+        work(settings, log)
         return EXIT_OK
     except config.ConfigError as err:
         print(f"qd-extract: configuration error: {err}", file=sys.stderr)
@@ -109,39 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _Terminated:
         log.warning("SIGTERM: in-flight gazettes were put back to pending", extra={"event_type": "shutdown"})
         return EXIT_TERMINATED
-    except app.INFRASTRUCTURE_ERRORS as err:
-        log.error("service unavailable: %s", err, extra={"event_type": "infrastructure_error",
-                                                          "error_type": type(err).__name__})
-        return EXIT_INFRA
-
-
-def _second_stage(args: argparse.Namespace) -> int:
-    """The excerpt stage: same exit codes; torch is imported only inside it."""
-    from qd_extractor import logs
-    from qd_extractor.excerpts import app as excerpts
-
-    try:
-        settings = excerpts.ExcerptSettings.from_env()
-    except config.ConfigError as err:
-        print(f"qd-extract: configuration error: {err}", file=sys.stderr)
-        return EXIT_CONFIG
-    logs.setup(settings.debug)
-    log = logging.getLogger("qd_extractor.excerpts")
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        if args.command == "rerank-repair":
-            excerpts.run_rerank_repair(settings, log)
-        else:
-            low, high = pick_range(args.range)
-            excerpts.run_excerpts(settings, low, high, log)
-        return EXIT_OK
-    except config.ConfigError as err:
-        print(f"qd-extract: configuration error: {err}", file=sys.stderr)
-        return EXIT_CONFIG
-    except _Terminated:
-        log.warning("SIGTERM: claimed gazettes were put back to pending", extra={"event_type": "shutdown"})
-        return EXIT_TERMINATED
-    except excerpts.INFRASTRUCTURE_ERRORS as err:
+    except infrastructure as err:
         log.error("service unavailable: %s", err, extra={"event_type": "infrastructure_error",
                                                           "error_type": type(err).__name__})
         return EXIT_INFRA
