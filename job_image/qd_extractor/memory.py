@@ -74,7 +74,7 @@ class Budget:
     io_chunk: int
     #: Multipart part size for .txt uploads (S3 minimum 5 MiB): limit/32, 5–64 MiB.
     part_size: int
-    #: Largest text put into one index document (the rest stays in S3): limit/32, 1–32 MiB. The
+    #: Largest text put into one index document (the rest stays in S3): limit/32, 1–16 MiB. The
     #: document lives in ~5 copies while it is serialised, and OpenSearch analyses it three times
     #: with term vectors: a 21 MiB text exhausted a 512 MiB-heap node in the benchmarks.
     max_index_text: int
@@ -89,7 +89,7 @@ class Budget:
             limit=limit,
             io_chunk=_clamp(limit // 256, 64 * 1024, MIB),
             part_size=_clamp(limit // 32, 5 * MIB, 64 * MIB),
-            max_index_text=_clamp(limit // 32, MIB, 32 * MIB),
+            max_index_text=_clamp(limit // 32, MIB, 16 * MIB),
             bulk_bytes=_clamp(limit // 24, MIB, 20 * MIB),
             max_segment_text=_clamp(limit // 24, MIB, 64 * MIB),
         )

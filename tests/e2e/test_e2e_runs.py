@@ -69,7 +69,8 @@ def test_happy_path_both_stages(e2e: Cluster) -> None:
 def big_text_fixture(tmp: Path, size_mb: int) -> fx.Fixture:
     """A plain-text gazette of `size_mb` MiB: harmless within its budget, fatal beyond it."""
     path = tmp / "big.txt"
-    line = "Município de Arapiraca — publicação oficial de atos, licitações e contratos. " * 4 + "\n"
+    # No commas: libmagic would call a file of identical comma-separated lines text/csv.
+    line = "Município de Arapiraca — publicação oficial de atos e licitações do dia. " * 4 + "\n"
     with path.open("w", encoding="utf-8") as out:
         while out.tell() < size_mb * MIB:
             out.write(line * 200)

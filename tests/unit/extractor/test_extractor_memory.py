@@ -55,7 +55,7 @@ def test_buffers_are_bounded_shares_of_the_limit(limit_mib: int) -> None:
 
 def test_budget_grows_with_the_limit_but_is_capped() -> None:
     small, large, huge = (memory.Budget.from_limit(m * MIB) for m in (256, 1024, 65536))
-    assert small.max_index_text < large.max_index_text <= huge.max_index_text == 32 * MIB
+    assert small.max_index_text < large.max_index_text <= huge.max_index_text == 16 * MIB
     assert huge.bulk_bytes == 20 * MIB
 
 
