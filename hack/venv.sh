@@ -10,6 +10,7 @@ EXTRAS=${1:-dev}
 PY=/usr/bin/python3   # Debian's interpreter: the job image's venv layer uses the same path.
 [ -x "$PY" ] || qd_apt_install python3
 "$PY" -c 'import ensurepip, venv' 2>/dev/null || qd_apt_install python3-venv
+qd_apt_install libmagic1   # python-magic's library (type detection by content)
 KEY=$( (cat "$QD_ROOT/pyproject.toml"; echo "$EXTRAS"; "$PY" -V) | sha256sum | cut -c1-12)
 VENV="$QD_CACHE/venv-$KEY"
 if [ ! -f "$VENV/.complete" ]; then
