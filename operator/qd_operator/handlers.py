@@ -116,6 +116,7 @@ def run_daemon(stopped: kopf.DaemonStopped, body: kopf.Body, uid: str, logger: k
 @kopf.on.delete(model.GROUP, model.VERSION, model.PLURAL, optional=True)
 def run_deleted(uid: str, logger: kopf.Logger, **_: Any) -> None:
     """Mark the run finished in our tables; never blocks deletion (Jobs go by owner references)."""
+    metrics.forget_run(uid)
     try:
         conn = settings().database.connect("qd-operator-delete")
         try:

@@ -38,6 +38,24 @@ def record(decision: reactions.Decision, duration_s: float | None) -> None:
         RANGE_SECONDS.labels(stage).observe(duration_s)
 
 
+_phases: dict[str, str] = {}
+
+
+def observe_run(uid: str, name: str, phase: str, gazettes: dict[str, dict[str, int]]) -> None:
+    """Record a run's phase (for qd_runs) and its gazette counts by stage and state."""
+    _phases[uid] = phase
+    for value in set(_phases.values()) | {"Active", "Succeeded", "Degraded", "Failed"}:
+        RUNS.labels(value).set(sum(1 for p in _phases.values() if p == value))
+    for stage, states in gazettes.items():
+        for state, count in states.items():
+            GAZETTES.labels(name, stage, state).set(count)
+
+
+def forget_run(uid: str) -> None:
+    """A deleted run leaves the phase counts."""
+    _phases.pop(uid, None)
+
+
 def serve(port: int) -> None:
     """Start the /metrics endpoint (a daemon thread); port 0 disables it."""
     if port:

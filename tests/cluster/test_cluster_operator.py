@@ -396,3 +396,4 @@ def test_metrics_count_jobs_and_ranges(operator: None, api_client: Any, core_v1:
     assert value("qd_jobs_created_total", stage="extract") >= jobs_before + 1
     assert value("qd_ranges_total", stage="extract", outcome="succeeded") == ranges_before + 2
     assert value("qd_range_duration_seconds_count", stage="extract") >= 2
+    assert value("qd_runs", phase="Succeeded") >= 1
