@@ -51,6 +51,11 @@ os_start() {
     org.codelibs.opensearch.runner.OpenSearchRunner -basePath "$QD_RUN/opensearch" -numOfNode 1 \
     -baseHttpPort "$((QD_OS_PORT - 1))" -clusterName qd-test -printOnFailure
   qd_wait opensearch 180 os_ready
+  # A test node on a shared disk: OpenSearch measures "used" as total minus available, and past its
+  # 90 % high watermark it blocks index creation. Watermarks protect real data only: turn them off.
+  curl -sf -X PUT "$URL/_cluster/settings" -H 'Content-Type: application/json' \
+    -d '{"persistent": {"cluster.routing.allocation.disk.threshold_enabled": false}}' >/dev/null \
+    || qd_die "could not disable the disk watermarks on $URL"
   qd_log "ready on $URL"
 }
 

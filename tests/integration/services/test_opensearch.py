@@ -34,3 +34,10 @@ def test_index_with_brazilian_analyzer_matches_inflections(opensearch_url: str) 
         assert hits["total"]["value"] == 1
     finally:
         requests.delete(f"{opensearch_url}/{index}", timeout=30)
+
+
+def test_disk_watermarks_are_off_on_the_test_node(opensearch_url: str) -> None:
+    """On a shared test disk the 90 % watermark would block index creation for no reason."""
+    settings = requests.get(f"{opensearch_url}/_cluster/settings", timeout=30).json()
+    disk = settings["persistent"]["cluster"]["routing"]["allocation"]["disk"]
+    assert disk["threshold_enabled"] == "false"
