@@ -42,16 +42,16 @@ if docker info >/dev/null 2>&1 && command -v kind >/dev/null 2>&1; then
   # Pods reach the host's services through the kind network's gateway.
   GATEWAY=$(docker network inspect kind -f '{{(index .IPAM.Config 0).Gateway}}')
   export QD_BIND=0.0.0.0 QD_PG_LISTEN="127.0.0.1,$GATEWAY"
-  eval "$(bash hack/services.sh up)"
+  qd_eval bash hack/services.sh up
   POD_HOST=$GATEWAY
   RERANK_MODEL=${QD_RERANK_MODEL:-/home/qd/models/bert-base-portuguese-cased}
 else
   qd_log "no Docker engine: using the project's one-node cluster"
-  eval "$(bash hack/services.sh up)"
-  eval "$(bash hack/cluster/controlplane.sh up)"
-  eval "$(bash hack/cluster/node.sh up)"
-  eval "$(bash hack/cluster/expose.sh up)"
-  eval "$(QD_IMAGE_TESTMODEL=1 bash hack/images/build.sh all)"
+  qd_eval bash hack/services.sh up
+  qd_eval bash hack/cluster/controlplane.sh up
+  qd_eval bash hack/cluster/node.sh up
+  qd_eval bash hack/cluster/expose.sh up
+  qd_eval QD_IMAGE_TESTMODEL=1 bash hack/images/build.sh all
   POD_HOST=$QD_NODE_IP
   RERANK_MODEL=$("$VENV/bin/python" - <<'PY'
 import sysconfig

@@ -74,7 +74,7 @@ if want integration cluster node e2e; then
   for s in postgres minio tika opensearch; do
     bash "hack/services/$s.sh" status >/dev/null 2>&1 || STARTED+=("$s")
   done
-  eval "$(bash hack/services.sh up)"
+  qd_eval bash hack/services.sh up
 fi
 
 if want integration; then
@@ -95,7 +95,7 @@ fi
 if want cluster node e2e; then
   step "control plane"
   bash hack/cluster/controlplane.sh status >/dev/null 2>&1 || STARTED+=(controlplane)
-  eval "$(bash hack/cluster/controlplane.sh up)"
+  qd_eval bash hack/cluster/controlplane.sh up
 fi
 
 if want cluster; then
@@ -107,11 +107,11 @@ fi
 if want node e2e; then
   step "node"
   bash hack/cluster/node.sh status >/dev/null 2>&1 || STARTED+=(node)
-  eval "$(bash hack/cluster/node.sh up)"
+  qd_eval bash hack/cluster/node.sh up
   bash hack/cluster/expose.sh status >/dev/null 2>&1 || STARTED+=(expose)
-  eval "$(bash hack/cluster/expose.sh up)"
+  qd_eval bash hack/cluster/expose.sh up
   step "images"
-  eval "$(QD_IMAGE_TESTMODEL=1 bash hack/images/build.sh all)"
+  qd_eval QD_IMAGE_TESTMODEL=1 bash hack/images/build.sh all
   step "node tier"
   pytest tests/node
 fi

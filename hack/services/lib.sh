@@ -41,7 +41,10 @@ qd_require_cmd() {
 # qd_apt_install PKG...: install Debian packages when missing (root only).
 qd_apt_install() {
   local missing=()
-  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  # "install ok installed" only: a removed package keeps a dpkg record ("deinstall ok config-files").
+  for p in "$@"; do
+    [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
+  done
   [ ${#missing[@]} -eq 0 ] && return 0
   [ "$(id -u)" = 0 ] || qd_die "missing Debian packages: ${missing[*]} (run: sudo apt-get install ${missing[*]})"
   qd_log "installing Debian packages: ${missing[*]}"
@@ -123,4 +126,12 @@ qd_main() {
     env) $envfn ;;
     *) echo "usage: $0 [start|stop|status|env]" >&2; return 2 ;;
   esac
+}
+
+# qd_eval [VAR=value...] CMD...: run CMD, stop if it fails, then eval the `export` lines it printed.
+# (A bare eval "$(CMD)" would go on with an empty environment when CMD fails.)
+qd_eval() {
+  local out
+  out=$(env "$@") || qd_die "failed: $*"
+  eval "$out"
 }
