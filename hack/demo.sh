@@ -17,7 +17,7 @@ NS=qd-demo
 DB=qd_demo
 
 if [ "${1:-}" = down ]; then
-  if command -v kind >/dev/null 2>&1 && kind get clusters 2>/dev/null | grep -qx qd-extractor; then
+  if command -v kind >/dev/null 2>&1 && kind get clusters 2>/dev/null | grep -x qd-extractor >/dev/null; then
     kind delete cluster --name qd-extractor
   else
     bash hack/cluster/expose.sh down || true; bash hack/cluster/node.sh down || true
@@ -32,7 +32,7 @@ export PATH="$VENV/bin:$PATH"
 
 if docker info >/dev/null 2>&1 && command -v kind >/dev/null 2>&1; then
   qd_log "Docker found: using kind"
-  kind get clusters | grep -qx qd-extractor || kind create cluster --config kind-config.yaml --wait 180s
+  kind get clusters | grep -x qd-extractor >/dev/null || kind create cluster --config kind-config.yaml --wait 180s
   export KUBECONFIG=${KUBECONFIG:-$HOME/.kube/config} QD_KUBECTL=${QD_KUBECTL:-kubectl}
   docker build -f job_image/Dockerfile -t localhost/qd-extractor:0.1.0 .
   docker build -f job_image/Dockerfile --target rerank -t localhost/qd-extractor-rerank:0.1.0 .
@@ -68,7 +68,7 @@ HELM=$(bash hack/tools/helm.sh | tail -n 1)
 qd_log "database $DB, $COUNT sample gazettes"
 export PGPASSWORD=$POSTGRES_PASSWORD
 psql -q -h "$POSTGRES_HOST" -p "$POSTGRES_PORT" -U "$POSTGRES_USER" -d "$POSTGRES_DB" -tAc \
-  "SELECT 1 FROM pg_database WHERE datname='$DB'" | grep -q 1 \
+  "SELECT 1 FROM pg_database WHERE datname='$DB'" | grep 1 >/dev/null \
   || psql -q -h "$POSTGRES_HOST" -p "$POSTGRES_PORT" -U "$POSTGRES_USER" -d "$POSTGRES_DB" -c "CREATE DATABASE $DB"
 psql -q -v ON_ERROR_STOP=1 -h "$POSTGRES_HOST" -p "$POSTGRES_PORT" -U "$POSTGRES_USER" -d "$DB" \
   -f hack/sql/upstream_schema.sql
@@ -106,7 +106,7 @@ qd_log "applying examples/demo.yaml; following its progress (Ctrl-C stops watchi
 deadline=$((SECONDS + 1800))
 last=""
 until "$KUBECTL" -n "$NS" get xrun demo -o jsonpath='{.status.conditions[?(@.type=="Succeeded")].status}' \
-    2>/dev/null | grep -q True; do
+    2>/dev/null | grep True >/dev/null; do
   line=$("$KUBECTL" -n "$NS" get xrun demo --no-headers 2>/dev/null || true)
   [ "$line" != "$last" ] && { echo "$line"; last=$line; }
   [ $SECONDS -lt $deadline ] || qd_die "the demo run did not finish in 30 minutes: kubectl -n $NS describe xrun demo"

@@ -126,7 +126,7 @@ YAML
 admin_token() { cut -d, -f1 "$DIR/tokens.csv" | head -n1; }
 
 # --- health checks ---------------------------------------------------------------------------------
-etcd_ready() { curl -sf "http://127.0.0.1:$QD_ETCD_PORT/health" | grep -q '"health":"true"'; }
+etcd_ready() { curl -sf "http://127.0.0.1:$QD_ETCD_PORT/health" | grep '"health":"true"' >/dev/null; }
 apiserver_ready() {
   [ "$(curl -s --cacert "$PKI/ca.crt" -H "Authorization: Bearer $(admin_token)" "$SERVER/readyz")" = ok ]
 }

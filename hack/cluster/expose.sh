@@ -14,7 +14,7 @@ QD_APISERVER_PORT=${QD_APISERVER_PORT:-16443}
 PORTS=("postgres:$QD_PG_PORT" "minio:$QD_S3_PORT" "tika:$QD_TIKA_PORT" "opensearch:$QD_OS_PORT"
        "apiserver:$QD_APISERVER_PORT")
 
-bridge_up() { ip -o addr show | grep -q " $QD_NODE_IP/"; }
+bridge_up() { ip -o addr show | grep " $QD_NODE_IP/" >/dev/null; }  # no -q: pipefail + SIGPIPE
 
 listening() {  # listening PORT: something accepts on the bridge address
   python3 - "$QD_NODE_IP" "$1" <<'PY'

@@ -118,8 +118,8 @@ make_bridge() {
     ip link add "$BRIDGE" type bridge || qd_die "cannot create bridge $BRIDGE"
   fi
   [ "$(cat "/sys/class/net/$BRIDGE/bridge/bridge_id" 2>/dev/null)" ] || qd_die "$BRIDGE exists but is not a bridge"
-  if ! ip -4 addr show dev "$BRIDGE" | grep -q "inet $QD_NODE_IP/24"; then
-    ip -4 addr show dev "$BRIDGE" | grep -q 'inet ' \
+  if ! ip -4 addr show dev "$BRIDGE" | grep "inet $QD_NODE_IP/24" >/dev/null; then
+    ip -4 addr show dev "$BRIDGE" | grep 'inet ' >/dev/null \
       && qd_die "$BRIDGE already has another IPv4 address ($(ip -4 -br addr show dev "$BRIDGE")); expected $QD_NODE_IP/24"
     ip addr add "$QD_NODE_IP/24" dev "$BRIDGE"
   fi
@@ -216,7 +216,7 @@ start_containerd() {
 }
 
 ensure_pause_image() {
-  ctr_ images ls -q 2>/dev/null | grep -qx localhost/pause:local && return 0
+  ctr_ images ls -q 2>/dev/null | grep -x localhost/pause:local >/dev/null && return 0
   QD_CONTAINERD_SOCK=$SOCK bash "$QD_HACK_DIR/images/build.sh" pause >/dev/null \
     || qd_die "building localhost/pause:local failed (hack/images/build.sh pause)"
 }
@@ -360,7 +360,7 @@ node_up() {
 our_shims() {
   local p
   for p in /proc/[0-9]*; do
-    { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q -- "-address $SOCK " && echo "${p#/proc/}"
+    { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -- "-address $SOCK " >/dev/null && echo "${p#/proc/}"
   done
   return 0
 }
@@ -440,7 +440,7 @@ restore_host_state() {
     for chain in KUBE-FIREWALL KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT; do
       had iptables "$chain" && continue
       for table in filter nat mangle; do
-        while iptables -t "$table" -S 2>/dev/null | grep -q -- "-j $chain\$"; do
+        while iptables -t "$table" -S 2>/dev/null | grep -- "-j $chain\$" >/dev/null; do
           iptables -t "$table" -S | grep -- "-j $chain\$" | head -n1 | sed 's/^-A/-D/' | xargs iptables -t "$table" 2>/dev/null || break
         done
         iptables -t "$table" -F "$chain" 2>/dev/null && iptables -t "$table" -X "$chain" 2>/dev/null || true

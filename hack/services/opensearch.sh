@@ -17,7 +17,7 @@ export OPENSEARCH_PASSWORD=admin
 ENV
 }
 
-os_ready() { curl -sf "$URL/_cluster/health?wait_for_status=yellow&timeout=1s" | grep -q '"status"'; }
+os_ready() { curl -sf "$URL/_cluster/health?wait_for_status=yellow&timeout=1s" | grep '"status"' >/dev/null; }
 
 fetch() {
   [ -f "$DIR/.complete" ] && return 0

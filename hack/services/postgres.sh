@@ -50,7 +50,7 @@ pg_start() {
     -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200
   qd_wait postgres 60 pg_ready
   PGPASSWORD=$QD_PG_PASSWORD "$PGBIN/psql" -q -h 127.0.0.1 -p "$QD_PG_PORT" -U "$QD_PG_USER" -d postgres -tAc \
-    "SELECT 1 FROM pg_database WHERE datname='$QD_PG_DB'" | grep -q 1 \
+    "SELECT 1 FROM pg_database WHERE datname='$QD_PG_DB'" | grep 1 >/dev/null \
     || PGPASSWORD=$QD_PG_PASSWORD "$PGBIN/createdb" -h 127.0.0.1 -p "$QD_PG_PORT" -U "$QD_PG_USER" "$QD_PG_DB"
   PGPASSWORD=$QD_PG_PASSWORD "$PGBIN/psql" -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$QD_PG_PORT" -U "$QD_PG_USER" \
     -d "$QD_PG_DB" -f "$QD_ROOT/hack/sql/upstream_schema.sql" >/dev/null

@@ -9,7 +9,7 @@ JAR=$QD_CACHE/tika-$TIKA_VERSION/tika-server-standard.jar
 URL=http://127.0.0.1:$QD_TIKA_PORT
 
 tika_env() { echo "export APACHE_TIKA_SERVER=$URL"; }
-tika_ready() { curl -sf "$URL/version" | grep -q "Apache Tika"; }
+tika_ready() { curl -sf "$URL/version" | grep "Apache Tika" >/dev/null; }
 
 fetch() {
   [ -f "$JAR" ] && return 0
