@@ -16,16 +16,14 @@ from typing import Any
 import psycopg2
 import pytest
 
+import qd_testkit
 from qd_core import db
 
 
 def require_env(name: str) -> str:
     """Return the variable or fail naming it (integration tiers must not skip)."""
-    value = os.environ.get(name)
-    if not value:
-        pytest.fail(f"environment variable {name} is not set: run the tests through hack/test.sh "
-                    f"or `eval \"$(hack/services.sh env)\"` first", pytrace=False)
-    return value
+    return qd_testkit.require_env(name, "run the tests through hack/test.sh or "
+                                        "`eval \"$(hack/services.sh env)\"` first")
 
 
 @pytest.fixture(scope="session")
@@ -35,16 +33,19 @@ def pg_dsn() -> str:
             f"password={require_env('POSTGRES_PASSWORD')}")
 
 
-@pytest.fixture()
-def pg_conn(pg_dsn: str) -> Iterator[Any]:
-    import psycopg2
-
-    conn = psycopg2.connect(pg_dsn)
+def _autocommit(dsn: str, **kwargs: Any) -> Iterator[Any]:
+    """An autocommit connection, closed when the fixture that yields from this ends."""
+    conn = psycopg2.connect(dsn, **kwargs)
     conn.autocommit = True
     try:
         yield conn
     finally:
         conn.close()
+
+
+@pytest.fixture()
+def pg_conn(pg_dsn: str) -> Iterator[Any]:
+    yield from _autocommit(pg_dsn)
 
 
 @pytest.fixture(scope="session")
@@ -104,12 +105,7 @@ def schema(pg_dsn: str) -> Iterator[str]:
 @pytest.fixture()
 def conn(pg_dsn: str, schema: str) -> Iterator[Any]:
     """An autocommit connection whose search_path is the test's schema."""
-    c = psycopg2.connect(pg_dsn, options=f"-c search_path={schema}")
-    c.autocommit = True
-    try:
-        yield c
-    finally:
-        c.close()
+    yield from _autocommit(pg_dsn, options=f"-c search_path={schema}")
 
 
 @pytest.fixture(scope="session")

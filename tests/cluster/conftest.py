@@ -10,15 +10,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-T = TypeVar("T")
+from qd_testkit import api_client as connect
+from qd_testkit import require_kubeconfig, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 # Context of the non-admin test user in the control-plane tier's admin.kubeconfig.
@@ -33,13 +33,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.cluster)
 
 
-def require_env(name: str) -> str:
-    """Return the variable or fail naming it (the cluster tiers must not skip)."""
-    value = os.environ.get(name)
-    if not value:
-        pytest.fail(f"environment variable {name} is not set: bring a cluster up with "
-                    f"`eval \"$(hack/cluster/controlplane.sh up)\"` first", pytrace=False)
-    return value
+#: The command that brings this tier's cluster up (named when KUBECONFIG is missing).
+UP = 'eval "$(hack/cluster/controlplane.sh up)"'
 
 
 def pinned_versions() -> dict[str, str]:
@@ -53,26 +48,6 @@ def pinned_versions() -> dict[str, str]:
     return pins
 
 
-def wait_for(predicate: Callable[[], T | None], timeout: float, what: str,
-             interval: float = 0.2) -> T:
-    """Poll `predicate` until it returns a truthy value (which is returned) or fail after
-    `timeout` seconds naming `what`. Exceptions from the predicate count as "not yet" and the
-    last one is reported on timeout."""
-    deadline = time.monotonic() + timeout
-    last_error: BaseException | None = None
-    while True:
-        try:
-            result = predicate()
-            if result:
-                return result
-        except Exception as exc:  # reported on timeout
-            last_error = exc
-        if time.monotonic() >= deadline:
-            detail = f" (last error: {last_error!r})" if last_error else ""
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}{detail}", pytrace=False)
-        time.sleep(interval)
-
-
 @pytest.fixture(scope="session")
 def versions() -> dict[str, str]:
     """The pins of hack/versions.env (K8S_VERSION, ETCD_VERSION, ...)."""
@@ -81,31 +56,19 @@ def versions() -> dict[str, str]:
 
 @pytest.fixture(name="wait_for", scope="session")
 def wait_for_fixture() -> Callable[..., Any]:
-    """The `wait_for(predicate, timeout, what)` helper, for test modules (which cannot import
-    conftest)."""
+    """qd_testkit's `wait_for(predicate, timeout, what)`, as a fixture for the test modules."""
     return wait_for
 
 
 @pytest.fixture(scope="session")
 def kubeconfig() -> str:
-    path = require_env("KUBECONFIG")
-    if not Path(path).is_file():
-        pytest.fail(f"KUBECONFIG={path} does not exist: run "
-                    f"`eval \"$(hack/cluster/controlplane.sh up)\"` first", pytrace=False)
-    return path
+    return require_kubeconfig(UP)
 
 
 @pytest.fixture(scope="session")
 def api_client(kubeconfig: str) -> Iterator[Any]:
     """An admin ApiClient for the cluster in KUBECONFIG (its current context)."""
-    from kubernetes import client, config
-
-    api = config.new_client_from_config(config_file=kubeconfig)
-    try:
-        client.VersionApi(api).get_code()
-    except Exception as exc:  # turned into a clear failure
-        pytest.fail(f"the API server in KUBECONFIG={kubeconfig} does not answer: {exc}",
-                    pytrace=False)
+    api = connect(kubeconfig)
     yield api
     api.close()
 

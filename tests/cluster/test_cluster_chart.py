@@ -23,9 +23,9 @@ import yaml
 from kubernetes import client
 
 from qd_core import db
-from qd_devtools import territories
 from qd_operator import handlers, model, spec
 from qd_operator.settings import OperatorSettings
+from qd_testkit import seed_gazettes as seed
 
 pytestmark = pytest.mark.cluster
 
@@ -235,17 +235,6 @@ def test_namespaced_install(release: Callable[[dict[str, Any]], str], kubectl: K
 
 
 # --- the real operator, authenticated as the chart's ServiceAccount ------------------------------
-
-def seed(conn: Any, count: int, territory: str = "2704302") -> None:
-    territories.load_territories(conn)
-    with conn.cursor() as cur:
-        for i in range(count):
-            cur.execute(
-                "INSERT INTO gazettes (source_text, date, edition_number, is_extra_edition, power, file_checksum,"
-                " file_path, file_url, scraped_at, created_at, territory_id, processed) VALUES ('', %s, '1', FALSE,"
-                " 'executive', md5(%s), %s, 'https://x.invalid', now(), now(), %s, FALSE)",
-                (dt.date(2024, 1, 1) + dt.timedelta(days=i), f"g{i}", f"{territory}/2024/g{i}.pdf", territory))
-
 
 def token_kubeconfig(kubectl: Kubectl, path: Path, namespace: str, sa: str) -> str:
     """A kubeconfig that authenticates with a bound token of the ServiceAccount (TokenRequest)."""

@@ -13,9 +13,9 @@ import pytest
 from kubernetes import client
 
 from qd_core import db
-from qd_devtools import territories
 from qd_operator import handlers, model, spec
 from qd_operator.settings import OperatorSettings
+from qd_testkit import seed_gazettes as seed
 
 pytestmark = pytest.mark.cluster
 
@@ -65,20 +65,6 @@ def operator(operator_factory: Callable[[], Any]) -> Iterator[None]:
         yield
 
 
-def seed(conn: Any, count: int, territory: str = "2704302") -> list[int]:
-    territories.load_territories(conn)
-    ids = []
-    with conn.cursor() as cur:
-        for i in range(count):
-            cur.execute(
-                "INSERT INTO gazettes (source_text, date, edition_number, is_extra_edition, power, file_checksum,"
-                " file_path, file_url, scraped_at, created_at, territory_id, processed) VALUES ('', %s, '1', FALSE,"
-                " 'executive', md5(%s), %s, 'https://x.invalid', now(), now(), %s, FALSE) RETURNING id",
-                (dt.date(2024, 1, 1) + dt.timedelta(days=i), f"g{i}", f"{territory}/2024/g{i}.pdf", territory))
-            ids.append(cur.fetchone()[0])
-    return ids
-
-
 def apply_run(api_client: Any, namespace: str, name: str, spec_extra: dict[str, Any]) -> None:
     body = {"apiVersion": f"{model.GROUP}/{model.VERSION}", "kind": model.KIND, "metadata": {"name": name},
             "spec": {"selection": {"mode": "UNPROCESSED"}, "stages": ["extract"], **spec_extra}}
@@ -89,6 +75,15 @@ def apply_run(api_client: Any, namespace: str, name: str, spec_extra: dict[str, 
 def get_run(api_client: Any, namespace: str, name: str) -> dict[str, Any]:
     return dict(client.CustomObjectsApi(api_client).get_namespaced_custom_object(
         model.GROUP, model.VERSION, namespace, model.PLURAL, name))
+
+
+def run_gone(api_client: Any, namespace: str, name: str) -> bool:
+    """Whether the run is deleted (the API server answers 404)."""
+    try:
+        get_run(api_client, namespace, name)
+    except client.ApiException as err:
+        return err.status == 404
+    return False
 
 
 def condition(run: dict[str, Any], kind: str) -> str | None:
@@ -122,6 +117,24 @@ def drive_pods(core: Any, namespace: str, outcome: Callable[[Any], tuple[int, st
     return finished
 
 
+def completed(pod: Any) -> tuple[int, str]:
+    """The outcome of a pod that did its work."""
+    return 0, "Completed"
+
+
+def drive_until(api_client: Any, core: Any, namespace: str, name: str, kind: str, wait_for: Callable[..., Any],
+                timeout: float, what: str, outcome: Callable[[Any], tuple[int, str]] = completed,
+                done: set[str] | None = None) -> None:
+    """Finish the run's pods as they come (by `outcome`) until its condition `kind` is True."""
+    finished_pods = set() if done is None else done
+
+    def reached() -> bool:
+        drive_pods(core, namespace, outcome, finished_pods)
+        return condition(get_run(api_client, namespace, name), kind) == "True"
+
+    wait_for(reached, timeout, what)
+
+
 def events(core: Any, namespace: str) -> list[str]:
     return [e.reason for e in core.list_namespaced_event(namespace).items]
 
@@ -130,13 +143,7 @@ def test_happy_path_ranges_waves_and_status(operator: None, api_client: Any, cor
                                             namespace: str, conn: Any, wait_for: Callable[..., Any]) -> None:
     seed(conn, 10)
     apply_run(api_client, namespace, "happy", {"ranges": {"gazettesPerRange": 3}, "parallelism": 2})
-    done: set[str] = set()
-
-    def succeeded() -> bool:
-        drive_pods(core_v1, namespace, lambda pod: (0, "Completed"), done)
-        return condition(get_run(api_client, namespace, "happy"), "Succeeded") == "True"
-
-    wait_for(succeeded, 120, "the run to succeed")
+    drive_until(api_client, core_v1, namespace, "happy", "Succeeded", wait_for, 120, "the run to succeed")
     run = get_run(api_client, namespace, "happy")
     assert run["status"]["ranges"]["total"] == 4 and run["status"]["ranges"]["succeeded"] == 4
     assert run["status"]["progress"] == "100%"
@@ -164,7 +171,6 @@ def test_oom_splits_promotes_then_quarantines_one_gazette(operator: None, api_cl
     apply_run(api_client, namespace, "oom", {"ranges": {"gazettesPerRange": 2}, "parallelism": 1,
                                              "maxSplitDepth": 1,
                                              "memoryTiers": {"extract": ["64Mi", "128Mi"]}})
-    done: set[str] = set()
 
     def outcome(pod: Any) -> tuple[int, str]:
         ranges = next(e.value for e in pod.spec.containers[0].env if e.name == "QD_RANGES").split(",")
@@ -172,11 +178,7 @@ def test_oom_splits_promotes_then_quarantines_one_gazette(operator: None, api_cl
         low, high = (int(x) for x in ranges[index].split(":"))
         return (137, "OOMKilled") if low <= poison <= high else (0, "Completed")
 
-    def finished() -> bool:
-        drive_pods(core_v1, namespace, outcome, done)
-        return condition(get_run(api_client, namespace, "oom"), "Succeeded") == "True"
-
-    wait_for(finished, 180, "the run to finish")
+    drive_until(api_client, core_v1, namespace, "oom", "Succeeded", wait_for, 180, "the run to finish", outcome)
     reasons = events(core_v1, namespace)
     assert {"RangeOOMKilled", "RangeSplit", "RangePromoted", "GazetteQuarantined"} <= set(reasons), reasons
     run = get_run(api_client, namespace, "oom")
@@ -246,13 +248,7 @@ def test_suspend_reaches_jobs_and_resume_finishes_without_burning_retries(
     assert len(jobs_of(batch_v1, namespace)) == 1
     api.patch_namespaced_custom_object(model.GROUP, model.VERSION, namespace, model.PLURAL, "pause",
                                        {"spec": {"suspend": False}})
-    done: set[str] = set()
-
-    def finished() -> bool:
-        drive_pods(core_v1, namespace, lambda pod: (0, "Completed"), done)
-        return condition(get_run(api_client, namespace, "pause"), "Succeeded") == "True"
-
-    wait_for(finished, 120, "the run to finish after resume")
+    drive_until(api_client, core_v1, namespace, "pause", "Succeeded", wait_for, 120, "the run to finish after resume")
     for job in jobs_of(batch_v1, namespace):
         assert not job.status.failed  # suspension consumed no retry
     assert {"Suspended", "Resumed"} <= set(events(core_v1, namespace))
@@ -267,13 +263,8 @@ def test_operator_restart_mid_run_creates_no_duplicate_job(
         wait_for(lambda: jobs_of(batch_v1, namespace), 60, "the first Job")
     first = {j.metadata.name: j.metadata.uid for j in jobs_of(batch_v1, namespace)}
     with operator_factory():  # a new operator process: same plan, same Job, no twin
-        done: set[str] = set()
-
-        def finished() -> bool:
-            drive_pods(core_v1, namespace, lambda pod: (0, "Completed"), done)
-            return condition(get_run(api_client, namespace, "restart"), "Succeeded") == "True"
-
-        wait_for(finished, 120, "the run to finish after the restart")
+        drive_until(api_client, core_v1, namespace, "restart", "Succeeded", wait_for, 120,
+                    "the run to finish after the restart")
     after = {j.metadata.name: j.metadata.uid for j in jobs_of(batch_v1, namespace)}
     assert all(after[name] == uid for name, uid in first.items())  # the same objects, not re-created
     assert len(after) == len(set(after))
@@ -290,15 +281,7 @@ def test_deleting_a_run_removes_its_jobs_and_never_hangs(
     wait_for(lambda: jobs_of(batch_v1, namespace), 60, "a Job")
     api = client.CustomObjectsApi(api_client)
     api.delete_namespaced_custom_object(model.GROUP, model.VERSION, namespace, model.PLURAL, "doomed")
-
-    def gone() -> bool:
-        try:
-            get_run(api_client, namespace, "doomed")
-        except client.ApiException as err:
-            return err.status == 404
-        return False
-
-    wait_for(gone, 60, "the run to be deleted (no stuck finalizer)")
+    wait_for(lambda: run_gone(api_client, namespace, "doomed"), 60, "the run to be deleted (no stuck finalizer)")
     wait_for(lambda: not jobs_of(batch_v1, namespace), 60, "its Jobs to be garbage-collected")
     with conn.cursor() as cur:
         cur.execute("SELECT state FROM qd_runs")
@@ -320,11 +303,8 @@ def test_rerun_failed_ranges_only(
             return 3, "Error"  # a service was unavailable: a normal failure, no OOM
         return 0, "Completed"
 
-    def degraded() -> bool:
-        drive_pods(core_v1, namespace, outcome, done)
-        return condition(get_run(api_client, namespace, "flaky"), "Degraded") == "True"
-
-    wait_for(degraded, 120, "the run to end Degraded")
+    drive_until(api_client, core_v1, namespace, "flaky", "Degraded", wait_for, 120, "the run to end Degraded",
+                outcome, done)
     run = get_run(api_client, namespace, "flaky")
     assert run["status"]["ranges"]["failed"] == 1 and run["status"]["failedRanges"][0]["reason"]
     first_range_failing["on"] = False
@@ -332,11 +312,8 @@ def test_rerun_failed_ranges_only(
     api.patch_namespaced_custom_object(model.GROUP, model.VERSION, namespace, model.PLURAL, "flaky",
                                        {"metadata": {"annotations": {model.ANNOTATION_RERUN: "1"}}})
 
-    def succeeded() -> bool:
-        drive_pods(core_v1, namespace, outcome, done)
-        return condition(get_run(api_client, namespace, "flaky"), "Succeeded") == "True"
-
-    wait_for(succeeded, 120, "the rerun of the failed range to succeed")
+    drive_until(api_client, core_v1, namespace, "flaky", "Succeeded", wait_for, 120,
+                "the rerun of the failed range to succeed", outcome, done)
     assert condition(get_run(api_client, namespace, "flaky"), "Degraded") == "False"
     assert "RerunFailedRanges" in events(core_v1, namespace)
     with conn.cursor() as cur:
@@ -352,12 +329,8 @@ def test_ttl_after_finished_deletes_the_run(operator: None, api_client: Any, cor
     done: set[str] = set()
 
     def deleted() -> bool:
-        drive_pods(core_v1, namespace, lambda pod: (0, "Completed"), done)
-        try:
-            get_run(api_client, namespace, "shortlived")
-        except client.ApiException as err:
-            return err.status == 404
-        return False
+        drive_pods(core_v1, namespace, completed, done)
+        return run_gone(api_client, namespace, "shortlived")
 
     wait_for(deleted, 120, "ttlSecondsAfterFinished to delete the finished run")
     assert "RunSucceeded" in events(core_v1, namespace)
@@ -386,13 +359,7 @@ def test_metrics_count_jobs_and_ranges(operator: None, api_client: Any, core_v1:
     ranges_before = value("qd_ranges_total", stage="extract", outcome="succeeded")
     seed(conn, 4)
     apply_run(api_client, namespace, "metered", {"ranges": {"gazettesPerRange": 2}, "parallelism": 2})
-    done: set[str] = set()
-
-    def finished() -> bool:
-        drive_pods(core_v1, namespace, lambda pod: (0, "Completed"), done)
-        return condition(get_run(api_client, namespace, "metered"), "Succeeded") == "True"
-
-    wait_for(finished, 120, "the run to finish")
+    drive_until(api_client, core_v1, namespace, "metered", "Succeeded", wait_for, 120, "the run to finish")
     assert value("qd_jobs_created_total", stage="extract") >= jobs_before + 1
     assert value("qd_ranges_total", stage="extract", outcome="succeeded") == ranges_before + 2
     assert value("qd_range_duration_seconds_count", stage="extract") >= 2

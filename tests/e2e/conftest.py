@@ -11,10 +11,11 @@ from typing import Any
 import psycopg2
 import pytest
 import requests
-from e2e_helpers import ROOT, UPSTREAM_SCHEMA, Cluster, env, helm_bin, pod_model_path
-from kubernetes import client, config
+from e2e_helpers import ROOT, UPSTREAM_SCHEMA, Cluster, env, helm_bin, kubeconfig, pod_model_path
+from kubernetes import client
 
 from qd_devtools import territories
+from qd_testkit import api_client
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -24,7 +25,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def api() -> Iterator[Any]:
-    api = config.new_client_from_config(config_file=env("KUBECONFIG"))
+    api = api_client(kubeconfig())
     nodes = client.CoreV1Api(api).list_node().items
     ready = [n for n in nodes if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])]
     if not ready:
@@ -69,7 +70,7 @@ def e2e(api: Any, s3: Any, bucket: str) -> Iterator[Cluster]:
     operator_image = env("QD_OPERATOR_IMAGE")
     repository, _, tag = operator_image.rpartition(":")
     extract_repo, _, extract_tag = env("QD_EXTRACTOR_IMAGE").rpartition(":")
-    helm = [helm_bin(), "--kubeconfig", env("KUBECONFIG")]
+    helm = [helm_bin(), "--kubeconfig", kubeconfig()]
     release = f"qd-{suffix}"
     values = {"operator.image.repository": repository, "operator.image.tag": tag,
               "operator.image.pullPolicy": "Never", "operator.watchNamespaces": f"{{{namespace}}}",

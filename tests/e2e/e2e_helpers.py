@@ -15,16 +15,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psycopg2
-import pytest
 import requests
 from kubernetes import client
 
+import qd_testkit
 from qd_devtools import loader
 from qd_operator import model
 
@@ -32,28 +31,21 @@ ROOT = Path(__file__).resolve().parents[2]
 UPSTREAM_SCHEMA = ROOT / "hack" / "sql" / "upstream_schema.sql"
 
 
+#: How often the e2e waits poll: runs take minutes, once a second is plenty.
+POLL_SECONDS = 1.0
+
+
 def env(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        pytest.fail(f"environment variable {name} is not set (see tests/e2e/conftest.py)", pytrace=False)
-    return value
+    return qd_testkit.require_env(name, "see tests/e2e/e2e_helpers.py")
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 1.0) -> Any:
-    """Poll until `predicate` is truthy; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while True:
-        try:
-            result = predicate()
-            if result:
-                return result
-        except Exception as err:  # reported on timeout
-            last = err
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}" + (f" ({last!r})" if last else ""),
-                        pytrace=False)
-        time.sleep(interval)
+def kubeconfig() -> str:
+    return qd_testkit.require_kubeconfig('eval "$(hack/cluster/node.sh up)"')
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    """qd_testkit.wait_for at the e2e pace (POLL_SECONDS)."""
+    return qd_testkit.wait_for(predicate, timeout, what, interval=POLL_SECONDS)
 
 
 def helm_bin() -> str:
@@ -154,8 +146,6 @@ class Cluster:
 def image_spec(ref: str) -> dict[str, str]:
     repository, _, tag = ref.rpartition(":")
     return {"repository": repository, "tag": tag, "pullPolicy": "Never"}
-
-
 
 
 def pod_model_path() -> str:

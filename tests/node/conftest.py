@@ -8,14 +8,14 @@ in this directory is marked `node`.
 
 from __future__ import annotations
 
-import os
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from qd_testkit import api_client, require_env, require_kubeconfig, wait_for
 
 #: Waiting reasons after which a pod will not start by itself.
 STUCK_REASONS = {"ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff", "InvalidImageName",
@@ -34,48 +34,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.node)
 
 
-def require_env(name: str, how: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        pytest.fail(f"environment variable {name} is not set: {how}", pytrace=False)
-    return value
-
-
-def poll(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
-    """Return the first truthy value of `predicate`, or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while True:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception as exc:  # reported on timeout
-            last = exc
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}"
-                        + (f" (last error: {last!r})" if last else ""), pytrace=False)
-        time.sleep(interval)
+def poll(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    """qd_testkit.wait_for at this tier's pace (pods and nodes change slowly: every 0.5 s)."""
+    return wait_for(predicate, timeout, what, interval=0.5)
 
 
 @pytest.fixture(scope="session")
 def kubeconfig() -> str:
-    path = require_env("KUBECONFIG", 'bring the node up with `eval "$(hack/cluster/node.sh up)"`')
-    if not Path(path).is_file():
-        pytest.fail(f"KUBECONFIG={path} does not exist: run `eval \"$(hack/cluster/node.sh up)\"`",
-                    pytrace=False)
-    return path
+    return require_kubeconfig('eval "$(hack/cluster/node.sh up)"')
 
 
 @pytest.fixture(scope="session")
 def core_v1(kubeconfig: str) -> Iterator[Any]:
-    from kubernetes import client, config
+    from kubernetes import client
 
-    api = config.new_client_from_config(config_file=kubeconfig)
-    try:
-        client.VersionApi(api).get_code()
-    except Exception as exc:  # turned into a clear failure
-        pytest.fail(f"the API server in KUBECONFIG={kubeconfig} does not answer: {exc}", pytrace=False)
+    api = api_client(kubeconfig)
     yield client.CoreV1Api(api)
     api.close()
 
