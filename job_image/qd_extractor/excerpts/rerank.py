@@ -3,9 +3,16 @@
 Score = the highest cosine similarity between an excerpt and any query title of its theme, which is
 what upstream's `util.semantic_search(excerpt, titles, top_k=1)[0][0]["score"]` returns. The model
 is upstream's `SentenceTransformer(path, model_kwargs={"low_cpu_mem_usage": True})` on the CPU,
-loaded once per process; title vectors once per theme; excerpts are encoded in batches rather than
-one by one (the same vectors up to float rounding). sentence-transformers (and torch) are imported
-only when the first score is needed, so nothing else in the package pays for them.
+loaded once per process; title vectors once per theme and process; identical excerpt texts are
+encoded once; the rest in batches rather than one by one (the same vectors up to float rounding).
+sentence-transformers (and torch) are imported only when the first score is needed, so nothing else
+in the package pays for them.
+
+Threads matter more than batching (docs/benchmarks.md): one excerpt already keeps a core at ~80 % of
+its matrix-product peak, but torch starts one thread per *visible* core, and a pod with a CPU limit
+below the node's core count then has its threads wait for each other at every operator's barrier
+while the quota or other processes hold the core they need. So the thread count comes from
+`QD_RERANK_THREADS`, else from the cgroup's CPU quota, else torch's default.
 
 `rank_feature` rejects zero, negative and NaN values, which would fail the whole write; such a score
 (upstream never guarded against it) is stored as `MIN_SCORE` instead, ranking below every real one.
@@ -36,6 +43,10 @@ MIN_SCORE = 1e-6
 MODEL_SUBPATH = "models/bert-base-portuguese-cased"
 #: The repair pipeline's scroll keep-alive: long enough to score a whole page between two requests.
 REPAIR_KEEP_ALIVE = "30m"
+#: cgroup v2 quota ("max 100000" or "<quota> <period>") and the v1 pair (quota -1 = none).
+CPU_MAX_V2 = Path("/sys/fs/cgroup/cpu.max")
+CPU_QUOTA_V1 = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
+CPU_PERIOD_V1 = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
 
 _MODELS: dict[str, Any] = {}
 _log = logging.getLogger("qd_extractor.excerpts")
@@ -50,6 +61,39 @@ def default_model_path(env: Mapping[str, str] | None = None) -> str:
 def clamp_score(value: float) -> float:
     """A score `rank_feature` accepts."""
     return value if math.isfinite(value) and value >= MIN_SCORE else MIN_SCORE
+
+
+def cgroup_cpu_limit(v2: Path = CPU_MAX_V2, quota_v1: Path = CPU_QUOTA_V1,
+                     period_v1: Path = CPU_PERIOD_V1) -> float | None:
+    """The container's CPU limit in cores (quota / period), or None when there is none or no cgroup."""
+    try:
+        quota, period = v2.read_text(encoding="ascii").split()[:2]
+    except (OSError, ValueError):
+        try:
+            quota, period = (f.read_text(encoding="ascii").strip() for f in (quota_v1, period_v1))
+        except OSError:
+            return None
+    try:
+        cores = int(quota) / int(period)
+    except (ValueError, ZeroDivisionError):  # "max", or garbage
+        return None
+    return cores if cores > 0 else None  # v1 says "no limit" with -1
+
+
+def rerank_threads(env: Mapping[str, str] | None = None, cpu_limit: float | None = None) -> tuple[int | None, str]:
+    """torch intra-op threads and where the number comes from; None = leave torch's default.
+
+    QD_RERANK_THREADS (default 0 = automatic): N ≥ 1 is used as is; 0 takes the CPU limit rounded
+    down (at least 1, at most the cores this process may run on), so a 1-CPU pod runs 1 thread.
+    """
+    wanted = config.env_int("QD_RERANK_THREADS", 0, minimum=0, maximum=1024, env=env)
+    if wanted:
+        return wanted, "QD_RERANK_THREADS"
+    if cpu_limit is None:
+        cpu_limit = cgroup_cpu_limit()
+    if cpu_limit is None:
+        return None, "torch default"
+    return max(1, min(int(cpu_limit), len(os.sched_getaffinity(0)))), "cgroup cpu limit"
 
 
 class RerankModelError(config.ConfigError):
@@ -78,27 +122,47 @@ class Scorer(Protocol):
 
 
 class EmbeddingScorer:
-    """Upstream's embedding score with batched encoding."""
+    """Upstream's embedding score: batched, deduplicated encoding on a thread count fit for the pod.
 
-    def __init__(self, model_path: str, batch_size: int = 32) -> None:
+    `threads`: None reads QD_RERANK_THREADS / the cgroup (`rerank_threads`), 0 keeps torch's default.
+    """
+
+    def __init__(self, model_path: str, batch_size: int = 32, threads: int | None = None) -> None:
         self.model_path = model_path
         self.batch_size = batch_size
-        self._titles: dict[str, Any] = {}
+        self.threads, self.threads_source = (rerank_threads() if threads is None
+                                             else (threads or None, "argument"))
+        self._titles: dict[tuple[str, ...], Any] = {}
+        self._threads_applied = False
+
+    def _model(self) -> Any:
+        model = load_model(self.model_path)
+        if not self._threads_applied:
+            import torch
+
+            if self.threads is not None:
+                torch.set_num_threads(self.threads)  # process-wide; only this stage runs torch
+            self._threads_applied = True
+            logs.event(_log, "rerank_threads", "rerank torch threads", threads=torch.get_num_threads(),
+                       source=self.threads_source, batch_size=self.batch_size)
+        return model
 
     def score(self, theme: Theme, texts: Sequence[str]) -> list[float]:
         if not texts:
             return []
-        model = load_model(self.model_path)
+        model = self._model()
         from sentence_transformers import util
 
-        titles = self._titles.get(theme.index)
+        key = tuple(q.title for q in theme.queries)
+        titles = self._titles.get(key)
         if titles is None:
-            titles = self._titles[theme.index] = model.encode(
-                [q.title for q in theme.queries], convert_to_tensor=True, show_progress_bar=False)
-        vectors = model.encode(list(texts), batch_size=self.batch_size, convert_to_tensor=True,
-                               show_progress_bar=False)
-        best = util.semantic_search(vectors, titles, top_k=1)
-        return [clamp_score(float(hits[0]["score"])) for hits in best]
+            titles = self._titles[key] = model.encode(list(key), convert_to_tensor=True, show_progress_bar=False)
+        unique = list(dict.fromkeys(texts))  # excerpts repeat (boilerplate clauses): encode each text once
+        vectors = model.encode(unique, batch_size=self.batch_size, convert_to_tensor=True, show_progress_bar=False)
+        # = semantic_search(vectors, titles, top_k=1)[i][0]["score"]: the same cosines, without its dicts
+        best = util.cos_sim(vectors, titles).max(dim=1).values.tolist()
+        by_text = dict(zip(unique, best, strict=True))
+        return [clamp_score(float(by_text[text])) for text in texts]
 
 
 def rerank_excerpts(client: OpenSearch, writer: TrackedWriter, scorer: Scorer, theme: Theme,
