@@ -63,10 +63,9 @@ def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) ->
 
 
 @kopf.index("batch", "v1", "jobs", labels={model.LABEL_RUN_UID: kopf.PRESENT})
-def jobs_by_run(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
-    """Run uid → its Jobs (plain dicts, as last seen)."""
-    return {str(labels[model.LABEL_RUN_UID]): {"metadata": dict(body.metadata), "spec": dict(body.spec),
-                                                "status": dict(body.status)}}
+def jobs_by_run(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, model.ChildJob]:
+    """Run uid → its Jobs, as last seen: only what the reconciler reads (model.ChildJob), not the body."""
+    return {str(labels[model.LABEL_RUN_UID]): model.child_job(body)}
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={model.LABEL_RUN_UID: kopf.PRESENT})
@@ -78,7 +77,7 @@ def job_changed(labels: kopf.Labels, **_: Any) -> None:
 @kopf.daemon(model.GROUP, model.VERSION, model.PLURAL, cancellation_timeout=30.0)
 def run_daemon(stopped: kopf.DaemonStopped, body: kopf.Body, uid: str, logger: kopf.Logger, **kwargs: Any) -> None:
     """Reconcile one run until it is deleted (or the operator stops)."""
-    jobs_by_run: kopf.Index[str, dict[str, Any]] = kwargs["jobs_by_run"]  # kopf passes indexes by name
+    jobs_by_run: kopf.Index[str, model.ChildJob] = kwargs["jobs_by_run"]  # kopf passes indexes by name
     ours = settings()
     wake = _waker(uid)
     cluster = kube.Cluster()

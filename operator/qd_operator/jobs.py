@@ -191,5 +191,4 @@ def build_job(ctx: JobContext, spec: RunSpec, stage: Stage, tier: int, wave: int
 
 def range_ids(job: Mapping[str, Any]) -> list[str]:
     """The range ids of a Job built here, by completion index."""
-    raw = ((job.get("metadata") or {}).get("annotations") or {}).get(model.ANNOTATION_RANGES, "")
-    return [r for r in str(raw).split(",") if r]
+    return list(model.ranges_annotation((job.get("metadata") or {}).get("annotations")))

@@ -1,13 +1,16 @@
 """Names and row types shared by the operator's modules (no I/O here).
 
 The API group, label and annotation keys are defined once, because the Job builder, the child
-index and the reactions must agree on them; the range row mirrors `qd_ranges`.
+index and the reactions must agree on them; the range row mirrors `qd_ranges`; ChildJob is the
+little the reconciler reads of a child Job (all the kopf index keeps of it).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Mapping
+from typing import Any
 
 from qd_core.states import Stage
 
@@ -105,3 +108,72 @@ def range_from_row(row: tuple[object, ...]) -> RangeRow:
 def _int(value: object) -> int:
     assert isinstance(value, int)
     return value
+
+
+@dataclasses.dataclass(frozen=True)
+class JobCondition:
+    """One entry of a Job's status.conditions (Complete, Failed, Suspended, …)."""
+
+    type: str
+    status: str
+    reason: str | None = None
+    message: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ChildJob:
+    """What the reconciler reads of one of a run's Jobs; the kopf index keeps this, not the body.
+
+    Index strings stay in the Job controller's compressed form (`"0,3-5"`, see indexes.parse).
+    """
+
+    name: str
+    #: The range ids of the wave by completion index (the ANNOTATION_RANGES annotation).
+    range_ids: tuple[str, ...] = ()
+    suspend: bool = False
+    parallelism: int = 0
+    completions: int = 0
+    completed_indexes: str = ""
+    failed_indexes: str = ""
+    #: status.startTime (RFC 3339), None until the Job controller starts it.
+    start_time: str | None = None
+    conditions: tuple[JobCondition, ...] = ()
+
+    def condition(self, kind: str) -> JobCondition | None:
+        """The condition of this type whose status is True, if any."""
+        return next((c for c in self.conditions if c.type == kind and c.status == "True"), None)
+
+
+def ranges_annotation(annotations: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """The range ids in a Job's ANNOTATION_RANGES annotation (empty when absent)."""
+    raw = (annotations or {}).get(ANNOTATION_RANGES) or ""
+    return tuple(r for r in str(raw).split(",") if r)
+
+
+def child_job(body: Mapping[str, Any]) -> ChildJob:
+    """The ChildJob of a Job body (a watch event's body, an API dict or a manifest; missing parts are empty)."""
+    meta = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+    status = body.get("status") or {}
+    return ChildJob(
+        name=str(meta.get("name") or ""),
+        range_ids=ranges_annotation(meta.get("annotations")),
+        suspend=bool(spec.get("suspend")),
+        parallelism=int(spec.get("parallelism") or 0),
+        completions=int(spec.get("completions") or 0),
+        completed_indexes=str(status.get("completedIndexes") or ""),
+        failed_indexes=str(status.get("failedIndexes") or ""),
+        start_time=None if not status.get("startTime") else str(status["startTime"]),
+        conditions=tuple(JobCondition(type=str(c.get("type") or ""), status=str(c.get("status") or ""),
+                                      reason=None if c.get("reason") is None else str(c["reason"]),
+                                      message=None if c.get("message") is None else str(c["message"]))
+                         for c in status.get("conditions") or []))
+
+
+#: A Job as the pure functions accept it: the index's ChildJob, or a Job body (tests, manifests).
+JobLike = ChildJob | Mapping[str, Any]
+
+
+def as_child_job(job: JobLike) -> ChildJob:
+    """`job` itself when it is a ChildJob, else child_job(job)."""
+    return job if isinstance(job, ChildJob) else child_job(job)

@@ -113,15 +113,15 @@ def index_failures(pods: Iterable[Mapping[str, Any]]) -> dict[int, Failure]:
     return out
 
 
-def job_failed(job: Mapping[str, Any]) -> tuple[bool, str]:
+def job_failed(job: model.JobLike) -> tuple[bool, str]:
     """Whether the Job failed as a whole, and its condition's reason and message."""
-    for c in (job.get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Failed" and c.get("status") == "True":
-            return True, f"{c.get('reason') or 'JobFailed'}: {c.get('message') or 'the Job failed'}"
-    return False, ""
+    failed = model.as_child_job(job).condition("Failed")
+    if failed is None:
+        return False, ""
+    return True, f"{failed.reason or 'JobFailed'}: {failed.message or 'the Job failed'}"
 
 
-def decide(job: Mapping[str, Any], ranges: Sequence[model.RangeRow], pods: Iterable[Mapping[str, Any]], *,
+def decide(job: model.JobLike, ranges: Sequence[model.RangeRow], pods: Iterable[Mapping[str, Any]], *,
            tiers: Sequence[str], max_split_depth: int, pending: Mapping[str, int] | None = None) -> list[Decision]:
     """Decisions for the running ranges of `job` whose index finished.
 
@@ -129,15 +129,15 @@ def decide(job: Mapping[str, Any], ranges: Sequence[model.RangeRow], pods: Itera
     `pending` the live count of unfinished gazettes per range id (else the planned count).
     Ranges no longer running (already handled) get no decision, so calling this twice is safe.
     """
-    status = job.get("status") or {}
-    completed = set(indexes.parse(status.get("completedIndexes")))
-    failed_indexes = set(indexes.parse(status.get("failedIndexes")))
+    view = model.as_child_job(job)
+    completed = set(indexes.parse(view.completed_indexes))
+    failed_indexes = set(indexes.parse(view.failed_indexes))
     failures = index_failures(pods)
-    whole_job_failed, job_reason = job_failed(job)
+    whole_job_failed, job_reason = job_failed(view)
     by_index = {r.job_index: r for r in ranges if r.job_index is not None}
     if not by_index:  # rows without indexes: fall back to the Job's annotation order
         by_id = {r.range_id: r for r in ranges}
-        by_index = {i: by_id[rid] for i, rid in enumerate(jobs.range_ids(job)) if rid in by_id}
+        by_index = {i: by_id[rid] for i, rid in enumerate(view.range_ids) if rid in by_id}
     out: list[Decision] = []
     for index, row in sorted(by_index.items()):
         if row.state is not model.RangeState.RUNNING:

@@ -37,8 +37,12 @@ class Reconciler:
     log: logging.Logger | logging.LoggerAdapter[Any]
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
 
-    def run(self, body: Mapping[str, Any], child_jobs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        """Reconcile once; return the new status (already patched when it changed)."""
+    def run(self, body: Mapping[str, Any], child_jobs: Sequence[model.JobLike]) -> dict[str, Any]:
+        """Reconcile once; return the new status (already patched when it changed).
+
+        `child_jobs` are the run's Jobs as the kopf index keeps them (model.ChildJob), or Job bodies.
+        """
+        views = [model.as_child_job(j) for j in child_jobs]
         meta = body["metadata"]
         uid, ns, name = str(meta["uid"]), str(meta["namespace"]), str(meta["name"])
         old = dict(body.get("status") or {})
@@ -55,11 +59,11 @@ class Reconciler:
         extra: dict[str, Any] = {}
         if result.outcome is planning.Outcome.PLANNED:
             extra = self._rerun(body, old, uid)
-            self._react(uid, ns, run, child_jobs)
-            self._suspend(ns, run, child_jobs)
+            self._react(uid, ns, run, views)
+            self._suspend(ns, run, views)
             if not run.suspend:
-                self._recover(uid, name, ns, run, child_jobs)
-                self._launch(uid, name, ns, run, child_jobs)
+                self._recover(uid, name, ns, run, views)
+                self._launch(uid, name, ns, run, views)
         facts = status.Facts(generation, run.suspend, plan, self.now(), plan_message=result.message,
                              progress=progress.load(self.conn, uid))
         new = self._write(ns, name, old, facts, extra)
@@ -83,21 +87,20 @@ class Reconciler:
             self.post("RerunFailedRanges", f"{count} failed range(s) put back to pending", False)
         return {"observedRerun": wanted}
 
-    def _react(self, uid: str, ns: str, run: spec.RunSpec, child_jobs: Sequence[Mapping[str, Any]]) -> None:
+    def _react(self, uid: str, ns: str, run: spec.RunSpec, child_jobs: Sequence[model.ChildJob]) -> None:
         """Settle the ranges of every Job whose indexes finished (succeeded, failed, OOMKilled)."""
         for job in child_jobs:
-            job_name = str(job["metadata"]["name"])
+            job_name = job.name
             rows = ranges.job_ranges(self.conn, uid, job_name)
             if not any(r.state is model.RangeState.RUNNING for r in rows):
                 continue
-            job_status = job.get("status") or {}
             failed, _ = reactions.job_failed(job)
-            has_failures = bool(job_status.get("failedIndexes")) or failed
+            has_failures = bool(job.failed_indexes) or failed
             pods = self.cluster.job_pods(ns, job_name) if has_failures else []
             stage = rows[0].stage
             tiers = [t.quantity for t in run.tiers(stage)]
             live = ranges.unfinished_counts(self.conn, uid, rows) if has_failures else None
-            started = _parse_time(job_status.get("startTime"))
+            started = _parse_time(job.start_time)
             for decision in reactions.decide(job, rows, pods, tiers=tiers, max_split_depth=run.max_split_depth,
                                              pending=live):
                 applied = ranges.apply(self.conn, uid, decision, tiers=len(tiers))
@@ -108,15 +111,15 @@ class Reconciler:
                 for event in applied.events:
                     self.post(event.reason, event.message, event.warning)
 
-    def _suspend(self, ns: str, run: spec.RunSpec, child_jobs: Sequence[Mapping[str, Any]]) -> None:
+    def _suspend(self, ns: str, run: spec.RunSpec, child_jobs: Sequence[model.ChildJob]) -> None:
         """spec.suspend reaches every unfinished Job (pods stop; no retry is consumed)."""
         for job in child_jobs:
-            if waves.slots_in_use(job) == 0 and not (job.get("spec") or {}).get("suspend"):
+            if waves.slots_in_use(job) == 0 and not job.suspend:
                 continue  # finished
-            if bool((job.get("spec") or {}).get("suspend")) != run.suspend:
-                self.cluster.set_job_suspend(ns, str(job["metadata"]["name"]), run.suspend)
+            if job.suspend != run.suspend:
+                self.cluster.set_job_suspend(ns, job.name, run.suspend)
                 self.post("Suspended" if run.suspend else "Resumed",
-                          f"Job {job['metadata']['name']} {'suspended' if run.suspend else 'resumed'}", False)
+                          f"Job {job.name} {'suspended' if run.suspend else 'resumed'}", False)
 
     def _context(self, uid: str, name: str, ns: str) -> jobs.JobContext:
         return jobs.JobContext(run_name=name, run_uid=uid, namespace=ns,
@@ -124,9 +127,9 @@ class Reconciler:
                                job_ttl_seconds=self.settings.job_ttl_seconds)
 
     def _recover(self, uid: str, name: str, ns: str, run: spec.RunSpec,
-                 child_jobs: Sequence[Mapping[str, Any]]) -> None:
+                 child_jobs: Sequence[model.ChildJob]) -> None:
         """A wave recorded as running whose Job is missing (deleted, or never created): create it again."""
-        known = {str(j["metadata"]["name"]) for j in child_jobs}
+        known = {j.name for j in child_jobs}
         for job_name in ranges.running_jobs(self.conn, uid):
             if job_name in known:
                 continue
@@ -141,7 +144,7 @@ class Reconciler:
                 self.post("JobCreated", f"Job {job_name} re-created for {len(rows)} range(s)", False)
 
     def _launch(self, uid: str, name: str, ns: str, run: spec.RunSpec,
-                child_jobs: Sequence[Mapping[str, Any]]) -> None:
+                child_jobs: Sequence[model.ChildJob]) -> None:
         free = waves.free_slots(run.parallelism, child_jobs)
         if free <= 0:
             return

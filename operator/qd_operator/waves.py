@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import Any
 
 from qd_core.states import Stage
 from qd_operator import indexes, model
@@ -28,23 +27,20 @@ class Wave:
     parallelism: int
 
 
-def slots_in_use(job: Mapping[str, Any]) -> int:
+def slots_in_use(job: model.JobLike) -> int:
     """Pods a Job may still run: its parallelism, capped by the indexes not yet finished.
 
     A suspended Job keeps its slots: it runs again on resume, and waves started meanwhile
     would push the run past spec.parallelism.
     """
-    spec = job.get("spec") or {}
-    status = job.get("status") or {}
-    if _finished(status):
+    view = model.as_child_job(job)
+    if view.condition("Complete") or view.condition("Failed"):
         return 0
-    completions = int(spec.get("completions") or 0)
-    done = len(indexes.parse(status.get("completedIndexes")))
-    done += len(indexes.parse(status.get("failedIndexes")))
-    return max(0, min(int(spec.get("parallelism") or 0), completions - done))
+    done = len(indexes.parse(view.completed_indexes)) + len(indexes.parse(view.failed_indexes))
+    return max(0, min(view.parallelism, view.completions - done))
 
 
-def free_slots(parallelism: int, jobs: Iterable[Mapping[str, Any]]) -> int:
+def free_slots(parallelism: int, jobs: Iterable[model.JobLike]) -> int:
     """How many more pods the run may start."""
     return max(0, parallelism - sum(slots_in_use(j) for j in jobs))
 
@@ -75,8 +71,3 @@ def choose(pending: Sequence[model.RangeRow], *, free: int, wave_size: int,
         waves.append(Wave(stage, tier, next_numbers.get((stage, tier), 0), chosen, pods))
         free -= pods
     return waves
-
-
-def _finished(status: Mapping[str, Any]) -> bool:
-    return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-               for c in status.get("conditions") or [])
