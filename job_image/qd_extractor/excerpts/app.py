@@ -47,7 +47,7 @@ class ExcerptSettings:
     run_id: str  #: QD_RUN_ID: recorded in the state table (default "manual")
     gazette_page: int  #: QD_EXCERPT_GAZETTE_PAGE: gazettes claimed per round (default 250)
     search_batch: int  #: QD_EXCERPT_SEARCH_BATCH: gazette document ids per themed search (default 250, upstream)
-    search_page: int  #: QD_EXCERPT_SEARCH_PAGE: hits per scroll page of a themed search (default 5, upstream)
+    search_page: int  #: QD_EXCERPT_SEARCH_PAGE: hits per query per themed `_msearch` round (default 50)
     id_batch: int  #: QD_EXCERPT_ID_BATCH: excerpt ids per fetch / entity search (default 250)
     repair_page: int  #: QD_RERANK_REPAIR_PAGE: unscored excerpt ids per repair page (default 1000, upstream)
     max_attempts: int  #: QD_MAX_ATTEMPTS: transient failures after which a gazette is terminal (default 5)
@@ -76,7 +76,7 @@ class ExcerptSettings:
             run_id=config.env_str("QD_RUN_ID", "manual", env=env),
             gazette_page=config.env_int("QD_EXCERPT_GAZETTE_PAGE", 250, minimum=1, maximum=10_000, env=env),
             search_batch=config.env_int("QD_EXCERPT_SEARCH_BATCH", 250, minimum=1, maximum=10_000, env=env),
-            search_page=config.env_int("QD_EXCERPT_SEARCH_PAGE", 5, minimum=1, maximum=1000, env=env),
+            search_page=config.env_int("QD_EXCERPT_SEARCH_PAGE", 50, minimum=1, maximum=1000, env=env),
             id_batch=config.env_int("QD_EXCERPT_ID_BATCH", 250, minimum=1, maximum=10_000, env=env),
             repair_page=config.env_int("QD_RERANK_REPAIR_PAGE", 1000, minimum=1, maximum=10_000, env=env),
             max_attempts=config.env_int("QD_MAX_ATTEMPTS", 5, minimum=1, env=env),

@@ -4,6 +4,8 @@ Every read goes through `call`: an unreachable or overloaded cluster (after open
 transport retries) becomes `SearchUnavailableError`, which stops the range with the gazettes in
 flight put back to pending (the CLI maps it to the "service unavailable" exit code). Any other
 `TransportError` (a 400 for one batch) is left to the caller, which fails only the gazettes concerned.
+`msearch` sends several searches in one request; an error item becomes the same exception a single
+search would have raised (a retriable one is retried first), so callers handle both alike.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from opensearchpy import OpenSearch
+from opensearchpy.exceptions import HTTP_EXCEPTIONS, TransportError
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
-from opensearchpy.exceptions import TransportError
 
 from qd_extractor import logs
 from qd_extractor.excerpts.queries import ids_search
@@ -26,6 +28,8 @@ _log = logging.getLogger("qd_extractor.excerpts")
 #: Upstream's scroll keep-alive and scroll request timeout (seconds).
 SCROLL_KEEP_ALIVE = "5m"
 SCROLL_TIMEOUT_S = 120
+#: Times an `_msearch` item refused as overload (429/50x) is sent again, after 1, 2, 4 s.
+MSEARCH_RETRIES = 3
 
 
 def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
@@ -92,3 +96,43 @@ def sources_by_ids(client: OpenSearch, index: str, ids: Sequence[str], fields: S
         response = call(client.search, index=index, body=ids_search(chunk, fields))
         for hit in response["hits"]["hits"]:
             yield str(hit["_id"]), hit.get("_source") or {}
+
+
+def msearch(client: OpenSearch, index: str, bodies: Sequence[dict[str, Any]], *,
+            retries: int = MSEARCH_RETRIES, backoff_s: float = 1.0) -> list[dict[str, Any]]:
+    """The responses of `bodies` run as one `_msearch` on `index`, in order.
+
+    An item refused as overload is retried (only those items) up to `retries` times, then counts as
+    an outage (SearchUnavailableError); any other error item raises the `TransportError` a single
+    search would have raised (RequestError for a 400), for the caller to record.
+    """
+    results: list[dict[str, Any] | None] = [None] * len(bodies)
+    todo = list(range(len(bodies)))
+    for attempt in range(retries + 1):
+        lines: list[dict[str, Any]] = []
+        for i in todo:
+            lines += [{}, bodies[i]]
+        response = call(client.msearch, index=index, body=lines, request_timeout=SCROLL_TIMEOUT_S)
+        items = response.get("responses") or []
+        if len(items) != len(todo):
+            raise TransportError(500, "msearch_response", f"{len(items)} responses for {len(todo)} searches")
+        busy: list[int] = []
+        for i, item in zip(todo, items, strict=True):
+            if "error" not in item:
+                results[i] = item
+                continue
+            status = item.get("status") if isinstance(item.get("status"), int) else 500
+            error = item["error"]
+            kind = str(error.get("type") if isinstance(error, dict) else error)
+            logs.event(_log, logs.OPENSEARCH_ERROR, "OPENSEARCH_ERROR", level=logging.ERROR, operation="msearch",
+                       index_name=index, status=status, error_type=kind, error_message=str(error)[:500],
+                       item=i, attempt=attempt)
+            if status not in RETRIABLE_STATUSES:
+                raise HTTP_EXCEPTIONS.get(status, TransportError)(status, kind, item)
+            busy.append(i)
+        if not busy:
+            return [r for r in results if r is not None]
+        if attempt < retries:
+            time.sleep(backoff_s * 2 ** attempt)
+        todo = busy
+    raise SearchUnavailableError(f"OpenSearch unavailable: {len(todo)} searches refused as overloaded", [])

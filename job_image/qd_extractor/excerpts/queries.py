@@ -149,15 +149,23 @@ def missing_score_search(size: int = 1000) -> dict[str, Any]:
             "_source": False, "size": size}
 
 
-def entity_search(case: EntityCase, ids: Sequence[str], *, size: int | None = None) -> dict[str, Any]:
+def entity_search(case: EntityCase, ids: Sequence[str], *, size: int | None = None,
+                  only_matches: bool = False) -> dict[str, Any]:
     """Upstream's entity query for one case; the fvh highlight wraps matches in `<category>` tags.
 
-    `fvh` over `matched_fields` tags whole phrases (with stopwords) rather than single tokens. The
-    filter returns every excerpt of the batch, matching or not: only hits with a highlight count.
+    `fvh` over `matched_fields` tags whole phrases (with stopwords) rather than single tokens. As
+    upstream, the filter returns every excerpt of the batch, matching or not, and only hits with a
+    highlight count; `only_matches` (`minimum_should_match: 1`) returns just the excerpts where a
+    value occurs as a phrase, which are the ones that can get a highlight (the `excerpt` field in
+    `matched_fields` has the same stemmer and keeps positions, so it never matches where
+    `excerpt.with_stopwords` does not).
     """
+    match: dict[str, Any] = {"should": [{"match_phrase": {EXCERPT_FIELD: value}} for value in case.values],
+                             "filter": {"ids": {"values": list(ids)}}}
+    if only_matches:
+        match["minimum_should_match"] = 1
     return {
-        "query": {"bool": {"should": [{"match_phrase": {EXCERPT_FIELD: value}} for value in case.values],
-                           "filter": {"ids": {"values": list(ids)}}}},
+        "query": {"bool": match},
         "size": len(ids) if size is None else size,
         "highlight": {
             "fields": {

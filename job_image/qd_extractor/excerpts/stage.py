@@ -57,7 +57,7 @@ class StageOptions:
     run_id: str = "manual"
     gazette_page: int = 250  #: gazettes claimed per round
     search_batch: int = 250  #: gazette document ids per themed search (upstream: 250)
-    search_page: int = 5  #: hits per scroll page of a themed search (upstream: 5)
+    search_page: int = 50  #: hits per query per themed `_msearch` round (upstream scrolled 5 at a time)
     id_batch: int = 250  #: excerpt ids per rerank fetch / entity search
     max_attempts: int = 5
     retry_terminal: bool = False
@@ -114,7 +114,7 @@ class ExcerptStage:
             logs.event(self.log, logs.RANGE_SUMMARY, "excerpts range finished", stage=Stage.EXCERPTS.value,
                        **{k: v for k, v in dataclasses.asdict(summary).items() if k != "errors"},
                        errors=dict(summary.errors), analyze_calls=self.analyzer.calls,
-                       themed_searches=self.extractor.searches)
+                       themed_searches=self.extractor.searches, themed_requests=self.extractor.requests)
         return summary
 
     def _pages(self, low: int, high: int) -> Iterator[list[int]]:
@@ -140,6 +140,8 @@ class ExcerptStage:
                               ) from None
         for theme in self.themes:
             ensure_index(self.client, theme.index, excerpt_index_body())
+        # Every distinct term of every theme in one `_analyze` request, instead of one per term.
+        self.analyzer.prefetch(t for theme in self.themes for q in theme.queries for t in q.terms())
         self._ready = True
 
     def _page(self, gids: list[int], summary: ExcerptSummary) -> None:

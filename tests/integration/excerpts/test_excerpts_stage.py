@@ -234,16 +234,22 @@ def test_stage_matches_upstream_with_bounded_requests(world: World, client: Open
     assert sorted(school["excerpt_entities"]) == ["CNPJ", "Secretaria Municipal de Educação"]
     assert "<entidadeeducacao>Secretaria Municipal de Educação</entidadeeducacao>" in school["excerpt"]
 
-    # Requests: no gazette text ever came back, every distinct term analysed once, no per-document writes.
+    # Requests: no gazette text ever came back, every distinct term of both themes analysed in one
+    # request, no scrolls, no per-document writes.
     recorder.requests = list(ours)
     assert all("source_text" not in src for src in recorder.hits_sources())
     terms = [t for th in settings.themes for q in th.queries for t in q.terms()]
-    assert recorder.count(r"/_analyze$") == len(set(terms)) < len(terms)
+    assert recorder.count(r"/_analyze$") == 1 and len(set(terms)) < len(terms)
+    assert recorder.count(r"/_search/scroll") == 0
     assert recorder.count(r"/_doc/") == 0 and recorder.count(r"/_update/") == 0
+    # per theme: one themed round (every query; a page holds all hits here), then the entity rounds:
+    # @amb's crimes excerpts get two tags (IBAMA, then the Secretaria) = 2 rounds, @edu's school one
+    assert recorder.count(r"/_msearch$") == (1 + 2) + (1 + 1)
+    assert recorder.count(r"/_search$") == 2  # the rerank reads, one per theme
     bulk = recorder.count(r"^/_bulk$")
     refreshes = recorder.count(r"/_refresh$")
-    # one for the gazette index, then per theme and batch: one after extraction, one per entity case that tagged
-    assert refreshes == 1 + (1 + 2) + (1 + 1)
+    # one for the gazette index, then per theme and batch: one after extraction, one between entity rounds
+    assert refreshes == 1 + (1 + 1) + (1 + 0)
     assert all(r.params.get("refresh") in ("false", b"false") for r in ours if r.path == "/_bulk")
 
     # The same gazettes through upstream's algorithm, into other indexes.
@@ -292,7 +298,7 @@ def test_outage_releases_claimed_gazettes(world: World, client: OpenSearch, name
     real = client.transport.perform_request
 
     def flaky(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        if url == f"/{world.gazette_index}/_search":  # the cluster goes away at the first themed search
+        if url == f"/{world.gazette_index}/_msearch":  # the cluster goes away at the first themed search
             raise OSConnectionError("N/A", "connection refused", Exception("refused"))
         return real(method, url, *args, **kwargs)
 

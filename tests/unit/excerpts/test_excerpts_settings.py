@@ -29,7 +29,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert s.rerank_model == f"{tmp_path}/models/bert-base-portuguese-cased"  # upstream's $HOME path
     assert s.themes_path == shipped_path() and [t.index for t in s.themes] == ["ambiental", "educacao"]
     assert (s.rerank_batch_size, s.gazette_page, s.search_batch, s.search_page, s.id_batch, s.repair_page) == (
-        32, 250, 250, 5, 250, 1000)
+        32, 250, 250, 50, 250, 1000)
     assert (s.run_id, s.max_attempts, s.retry_terminal) == ("manual", 5, False)
     assert s.search.index == "querido-diario" and s.search.user is None
     assert s.bulk_bytes == 10 * 1024**2  # limit / 24
