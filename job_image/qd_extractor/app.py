@@ -59,6 +59,15 @@ def _territories(conn: psycopg2.extensions.connection) -> TerritoryIndex:
     return TerritoryIndex.from_rows(rows)
 
 
+def _territories_once(settings: ExtractorSettings) -> TerritoryIndex:
+    # Its own short connection: the pipeline's threads each own one of the others.
+    conn = connect(settings, "qd-extract-territories")
+    try:
+        return _territories(conn)
+    finally:
+        conn.close()
+
+
 def run_extract(settings: ExtractorSettings, low: int, high: int, log: logging.Logger) -> Summary:
     """Run the extract stage over [low, high]."""
     logs.event(log, "startup", "extract stage starting", low=low, high=high, run_id=settings.run_id,
@@ -73,7 +82,7 @@ def run_extract(settings: ExtractorSettings, low: int, high: int, log: logging.L
         budget = settings.budget
         store = storage.Storage(settings.storage, part_size=budget.part_size, io_chunk=budget.io_chunk)
         tika_client = tika.TikaClient(settings.tika, io_chunk=budget.io_chunk, logger=log)
-        extractor = Extractor(settings, store, tika_client, functools.cache(lambda: _territories(write_conn)), log)
+        extractor = Extractor(settings, store, tika_client, functools.cache(lambda: _territories_once(settings)), log)
         writer = bulk.BulkWriter(search, max_bytes=budget.bulk_bytes, max_docs=settings.bulk_max_docs, max_retries=5,
                                  backoff_base_s=1.0, logger=log)
         runner = RangeRunner(settings, read_conn, write_conn, extractor, writer, log)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -48,6 +49,29 @@ class Prepared:
     timings: dict[str, float]
 
 
+@dataclasses.dataclass
+class Fetched:
+    """A gazette between phases: its temp dir on disk (source, then text), nothing in memory."""
+
+    row: Mapping[str, Any]
+    tmp: Path
+    size: int
+    mime: str
+    timings: dict[str, float]
+    started: float = dataclasses.field(default_factory=time.monotonic)
+
+    @property
+    def src(self) -> Path:
+        return self.tmp / "source"
+
+    @property
+    def txt(self) -> Path:
+        return self.tmp / "text.txt"
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
 def read_capped(path: Path, max_bytes: int) -> tuple[str, bool]:
     """The file's text, cut to `max_bytes` on a character boundary; and whether it was cut.
 
@@ -79,48 +103,70 @@ class Extractor:
         return docs.url_for(key, relative=self.settings.relative_paths, files_endpoint=self.settings.files_endpoint)
 
     def prepare(self, row: Mapping[str, Any]) -> Prepared:
-        """Extract and upload the text of one gazette; return the documents to index."""
-        timings: dict[str, float] = {}
+        """Extract and upload the text of one gazette; return the documents to index (all three phases)."""
+        fetched = self.fetch(row)
+        try:
+            self.text(fetched)
+            return self.finish(fetched)
+        finally:
+            fetched.cleanup()
+
+    def fetch(self, row: Mapping[str, Any]) -> Fetched:
+        """Phase 1: download the source into a fresh temp dir and check its type (no Tika, no upload)."""
         key = str(row["file_path"])
-        with tempfile.TemporaryDirectory(prefix=f"g{row['id']}-", dir=self.settings.work_dir) as tmp:
-            src, txt = Path(tmp) / "source", Path(tmp) / "text.txt"
+        tmp = Path(tempfile.mkdtemp(prefix=f"g{row['id']}-", dir=self.settings.work_dir))
+        fetched = Fetched(row, tmp, 0, "", {})
+        try:
             started = self.clock()
             try:
-                size = self.storage.head(key).size
-                if size > self.settings.max_file_bytes:
-                    raise GazetteError(ErrorClass.TOO_LARGE, f"File too large ({size / 1048576:.1f} MB > "
-                                       f"{self.settings.max_file_bytes // 1048576}MB): {key}", source_bytes=size)
-                self.storage.download(key, src)
+                fetched.size = self.storage.download(key, fetched.src, self.settings.max_file_bytes)
             except storage.ObjectNotFoundError:
                 raise GazetteError(ErrorClass.NOT_FOUND, f"File not found in storage (404): {key}") from None
-            timings["download_ms"] = (self.clock() - started) * 1000
+            except storage.ObjectTooLargeError as err:
+                raise GazetteError(ErrorClass.TOO_LARGE, f"File too large ({err.size / 1048576:.1f} MB > "
+                                   f"{self.settings.max_file_bytes // 1048576}MB): {key}",
+                                   source_bytes=err.size) from None
+            fetched.timings["download_ms"] = (self.clock() - started) * 1000
             try:
-                mime = detect.classify(src, size, self.settings.extra_mime_types)
+                fetched.mime = detect.classify(fetched.src, fetched.size, self.settings.extra_mime_types)
             except detect.UnsupportedTypeError as err:
-                raise GazetteError(ErrorClass.UNSUPPORTED_TYPE, str(err), source_bytes=size) from None
-            started = self.clock()
-            if mime == detect.TEXT:
-                plaintext.to_utf8(src, txt, self.settings.budget.io_chunk)
-            else:
-                self._tika(src, mime, txt, size)
-            timings["text_ms"] = (self.clock() - started) * 1000
-            src.unlink()
-            started = self.clock()
-            text_key = storage.txt_key(key)
-            self.storage.upload_file(txt, text_key)
-            timings["upload_ms"] = (self.clock() - started) * 1000
-            text_bytes = txt.stat().st_size
-            row_with_urls = {**row, "url": self.url(key), "file_raw_txt": self.url(text_key)}
-            if segmenters.is_association(str(row["territory_id"])):
-                documents, sources = self._segments(row_with_urls, txt, text_bytes)
-            else:
-                text, truncated = read_capped(txt, self.settings.budget.max_index_text)
-                source = docs.gazette_document(row, url=row_with_urls["url"],
-                                               file_raw_txt=row_with_urls["file_raw_txt"], text=text)
-                documents = [Document(str(row["file_checksum"]), str(row["territory_id"]), text_key,
-                                      text_bytes, truncated)]
-                sources = [source]
-        return Prepared(row, documents, sources, size, text_bytes, timings)
+                raise GazetteError(ErrorClass.UNSUPPORTED_TYPE, str(err), source_bytes=fetched.size) from None
+            fetched.timings["fetch_ms"] = (self.clock() - started) * 1000
+        except BaseException:
+            fetched.cleanup()
+            raise
+        return fetched
+
+    def text(self, fetched: Fetched) -> None:
+        """Phase 2: the text into `fetched.txt` (Tika, or local transcoding); the source is deleted."""
+        started = self.clock()
+        if fetched.mime == detect.TEXT:
+            plaintext.to_utf8(fetched.src, fetched.txt, self.settings.budget.io_chunk)
+        else:
+            self._tika(fetched.src, fetched.mime, fetched.txt, fetched.size)
+        fetched.timings["text_ms"] = (self.clock() - started) * 1000
+        fetched.src.unlink()
+
+    def finish(self, fetched: Fetched) -> Prepared:
+        """Phase 3: upload the text and build the documents (the caller removes the temp dir)."""
+        row, txt, key = fetched.row, fetched.txt, str(fetched.row["file_path"])
+        started = self.clock()
+        text_key = storage.txt_key(key)
+        self.storage.upload_file(txt, text_key)
+        fetched.timings["upload_ms"] = (self.clock() - started) * 1000
+        text_bytes = txt.stat().st_size
+        row_with_urls = {**row, "url": self.url(key), "file_raw_txt": self.url(text_key)}
+        if segmenters.is_association(str(row["territory_id"])):
+            documents, sources = self._segments(row_with_urls, txt, text_bytes)
+        else:
+            text, truncated = read_capped(txt, self.settings.budget.max_index_text)
+            source = docs.gazette_document(row, url=row_with_urls["url"],
+                                           file_raw_txt=row_with_urls["file_raw_txt"], text=text)
+            del text  # the document holds the only reference
+            documents = [Document(str(row["file_checksum"]), str(row["territory_id"]), text_key,
+                                  text_bytes, truncated)]
+            sources = [source]
+        return Prepared(row, documents, sources, fetched.size, text_bytes, fetched.timings)
 
     def _tika(self, src: Path, mime: str, txt: Path, size: int) -> None:
         while True:

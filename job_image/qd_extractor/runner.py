@@ -1,9 +1,9 @@
-"""The extract stage over one id range: keyset pages, one gazette at a time, bulk indexing.
+"""The extract stage over one id range: keyset pages, a bounded pipeline of gazettes, bulk indexing.
 
 A gazette is finished only when every one of its documents is acknowledged by OpenSearch: then
-its state and upstream's `processed` flag are written together. One gazette's error is recorded
-and the range goes on; a service that is down stops the range with the gazettes in flight put back
-to pending, so nothing is lost and no attempt is burned.
+its state and upstream's `processed` flag are written together (one transaction per bulk request).
+One gazette's error is recorded and the range goes on; a service that is down stops the range with
+the gazettes in flight put back to pending, so nothing is lost and no attempt is burned.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +22,8 @@ from qd_core import statestore
 from qd_core.selection import GAZETTE_COLUMNS
 from qd_core.states import ErrorClass, Stage
 from qd_extractor import logs
-from qd_extractor.extract import Extractor, GazetteError, Prepared
+from qd_extractor.extract import Extractor, Prepared
+from qd_extractor.pipeline import Failure, Handoff, Outcome, Pipeline
 from qd_extractor.search.bulk import BulkWriter, ItemResult
 from qd_extractor.settings import ExtractorSettings
 
@@ -45,20 +45,21 @@ class Summary:
 
 
 class RangeRunner:
-    """Walks [low, high] newest first and drives the Extractor and the BulkWriter."""
+    """Walks [low, high] newest first through the `Pipeline`; its index thread runs `_record`."""
 
     def __init__(self, settings: ExtractorSettings, read_conn: psycopg2.extensions.connection,
                  write_conn: psycopg2.extensions.connection, extractor: Extractor, writer: BulkWriter,
                  logger: logging.Logger) -> None:
         self.settings = settings
-        self.read_conn = read_conn
-        self.write = write_conn
+        self.read_conn = read_conn  # the fetch thread's: pages and claims
+        self.write = write_conn  # the index thread's: every outcome
         self.extractor = extractor
         self.writer = writer
         self.log = logger
-        self.attempts: dict[int, int] = {}
+        self.pipeline: Pipeline | None = None
         # Documents sent but not yet acknowledged, and which gazettes wait for them.
         self.waiting: dict[int, tuple[Prepared, set[str], list[ItemResult]]] = {}
+        self._by_doc: dict[str, list[int]] = {}
 
     def pages(self, low: int, high: int) -> Iterator[list[dict[str, Any]]]:
         """Keyset pages through a server-side cursor with a bounded fetch size."""
@@ -78,20 +79,11 @@ class RangeRunner:
 
     def run(self, low: int, high: int) -> Summary:
         summary = Summary(low, high)
-        in_flight: int | None = None
+        # Documents of the next bulk request may queue while one is in flight: one more bulk's worth.
+        self.pipeline = Pipeline(self.extractor, self.read_conn, self.write, self.settings.run_id,
+                                 self.settings.budget.bulk_bytes, _is_infrastructure, _classify, self.log)
         try:
-            for page in self.pages(low, high):
-                for row in page:
-                    in_flight = int(row["id"])
-                    self._one(row, summary)
-                    in_flight = None
-            self._absorb(self.writer.flush(), summary)
-        except BaseException:
-            # Anything that stops the range (SIGTERM, a service down): nothing in flight may stay
-            # 'running' or be marked failed for it.
-            for gid in [*([in_flight] if in_flight is not None else []), *self.waiting]:
-                statestore.release(self.write, gid, Stage.EXTRACT)
-            raise
+            self.pipeline.run(self.pages(low, high), lambda ready: self._record(ready, summary))
         finally:
             logs.event(self.log, logs.RANGE_SUMMARY, "range finished", low=low, high=high, seen=summary.seen,
                        succeeded=summary.succeeded, failed=summary.failed, terminal=summary.terminal,
@@ -99,77 +91,84 @@ class RangeRunner:
                        text_bytes=summary.text_bytes, errors=dict(summary.errors))
         return summary
 
-    def _one(self, row: dict[str, Any], summary: Summary) -> None:
-        gid = int(row["id"])
-        summary.seen += 1
-        attempt = statestore.claim(self.write, gid, Stage.EXTRACT, self.settings.run_id)
-        self.attempts[gid] = attempt
-        started = time.monotonic()
-        try:
-            prepared = self.extractor.prepare(row)
-        except GazetteError as err:
-            self._failed(gid, err.error, str(err), summary, source_bytes=err.source_bytes)
-            return
-        except Exception as err:
-            # A service error or a bug: recorded for this gazette only (transient), the range goes on.
-            if _is_infrastructure(err):
-                raise
-            self._failed(gid, _classify(err), f"{type(err).__name__}: {err}", summary)
-            return
-        prepared.timings["prepare_ms"] = (time.monotonic() - started) * 1000
-        summary.source_bytes += prepared.source_bytes
-        summary.text_bytes += prepared.text_bytes
-        if not prepared.sources:  # e.g. an association gazette with no identifier: nothing to index
-            self._succeeded(prepared, summary)
-            return
-        self.waiting[gid] = (prepared, {d.doc_id for d in prepared.documents}, [])
-        for doc, source in zip(prepared.documents, prepared.sources, strict=True):
-            self._absorb(self.writer.add(self.settings.search_index, doc.doc_id, source), summary)
+    def _record(self, ready: Handoff[Outcome], summary: Summary) -> None:
+        """The index thread: outcomes in order; documents through the BulkWriter; states when settled."""
+        while (item := ready.get()) is not None:
+            summary.seen += 1
+            if isinstance(item, Failure):
+                self._failed(int(item.row["id"]), item.error, item.message, summary, source_bytes=item.source_bytes)
+                continue
+            summary.source_bytes += item.source_bytes
+            summary.text_bytes += item.text_bytes
+            if not item.sources:  # e.g. an association gazette with no identifier: nothing to index
+                self._succeeded([item], summary)
+                continue
+            gid = int(item.row["id"])
+            self.waiting[gid] = (item, {d.doc_id for d in item.documents}, [])
+            for doc in item.documents:
+                self._by_doc.setdefault(doc.doc_id, []).append(gid)
+            sources, item.sources = item.sources, []  # from here on only the writer's NDJSON holds the text
+            for doc in item.documents:
+                self._absorb(self.writer.add(self.settings.search_index, doc.doc_id, sources.pop(0)), summary)
+        if ready.aborted:
+            return  # stopping: what was not acknowledged goes back to pending, not to OpenSearch
+        self._absorb(self.writer.flush(), summary)
 
     def _absorb(self, results: list[ItemResult], summary: Summary) -> None:
-        """Settle the gazettes whose last outstanding document was just acknowledged."""
+        """Settle, in one transaction, the gazettes whose last outstanding document was just acknowledged."""
+        settled: list[tuple[Prepared, list[ItemResult]]] = []
         for result in results:
-            for gid, (prepared, outstanding, done) in list(self.waiting.items()):
-                if result.doc_id in outstanding:
-                    outstanding.discard(result.doc_id)
-                    done.append(result)
-                    if not outstanding:
-                        # Settle first: if we are interrupted meanwhile, the gazette is still
-                        # 'waiting' and gets released to pending, never left 'running'.
-                        self._settle(prepared, done, summary)
-                        del self.waiting[gid]
+            for gid in self._by_doc.pop(result.doc_id, []):
+                prepared, outstanding, done = self.waiting[gid]
+                outstanding.discard(result.doc_id)
+                done.append(result)
+                if not outstanding:
+                    settled.append((prepared, done))
+        ok = [p for p, done in settled if all(r.ok for r in done)]
+        self._succeeded(ok, summary)
+        for prepared, done in settled:
+            if all(r.ok for r in done):
+                continue
+            failed = [r for r in done if not r.ok]
+            rejected = all(r.status is not None and 400 <= r.status < 500 and r.status != 429 for r in failed)
+            detail = "; ".join(f"{r.doc_id}: HTTP {r.status} {r.error}" for r in failed[:3])
+            self._failed(int(prepared.row["id"]), ErrorClass.REJECTED if rejected else ErrorClass.SEARCH,
+                         f"OpenSearch refused {len(failed)} document(s): {detail}", summary,
+                         source_bytes=prepared.source_bytes)
+        # Forgotten only once recorded: if we are interrupted meanwhile, they are released to pending.
+        for prepared, _ in settled:
+            self.waiting.pop(int(prepared.row["id"]), None)
 
-    def _settle(self, prepared: Prepared, results: list[ItemResult], summary: Summary) -> None:
-        failed = [r for r in results if not r.ok]
-        if not failed:
-            self._succeeded(prepared, summary)
+    def _succeeded(self, prepared: list[Prepared], summary: Summary) -> None:
+        if not prepared:
             return
-        rejected = all(r.status is not None and 400 <= r.status < 500 and r.status != 429 for r in failed)
-        detail = "; ".join(f"{r.doc_id}: HTTP {r.status} {r.error}" for r in failed[:3])
-        self._failed(int(prepared.row["id"]), ErrorClass.REJECTED if rejected else ErrorClass.SEARCH,
-                     f"OpenSearch refused {len(failed)} document(s): {detail}", summary,
-                     source_bytes=prepared.source_bytes)
-
-    def _succeeded(self, prepared: Prepared, summary: Summary) -> None:
-        statestore.succeed(self.write, dict(prepared.row), Stage.EXTRACT, source_bytes=prepared.source_bytes,
-                           text_bytes=prepared.text_bytes, documents=prepared.documents)
-        summary.succeeded += 1
-        summary.documents += len(prepared.documents)
-        logs.event(self.log, logs.GAZETTE_OUTCOME, "gazette processed", gazette_id=prepared.row["id"],
-                   state="succeeded", file_path=prepared.row["file_path"], documents=len(prepared.documents),
-                   source_bytes=prepared.source_bytes, text_bytes=prepared.text_bytes,
-                   timings_ms={k: round(v, 1) for k, v in prepared.timings.items()})
+        statestore.succeed_many(self.write, [
+            statestore.Success(dict(p.row), p.source_bytes, p.text_bytes, p.documents) for p in prepared],
+            Stage.EXTRACT)
+        for p in prepared:
+            self._recorded(int(p.row["id"]))
+            summary.succeeded += 1
+            summary.documents += len(p.documents)
+            logs.event(self.log, logs.GAZETTE_OUTCOME, "gazette processed", gazette_id=p.row["id"],
+                       state="succeeded", file_path=p.row["file_path"], documents=len(p.documents),
+                       source_bytes=p.source_bytes, text_bytes=p.text_bytes,
+                       timings_ms={k: round(v, 1) for k, v in p.timings.items()})
 
     def _failed(self, gid: int, error: ErrorClass, message: str, summary: Summary, *,
                 source_bytes: int | None = None) -> None:
-        terminal = statestore.fail(self.write, gid, Stage.EXTRACT, error, message,
-                                   attempts=self.attempts.get(gid, 1), max_attempts=self.settings.max_attempts,
-                                   source_bytes=source_bytes)
+        attempts = self.pipeline.attempts.get(gid, 1) if self.pipeline is not None else 1
+        terminal = statestore.fail(self.write, gid, Stage.EXTRACT, error, message, attempts=attempts,
+                                   max_attempts=self.settings.max_attempts, source_bytes=source_bytes)
+        self._recorded(gid)
         summary.failed += 1
         summary.terminal += int(terminal)
         summary.errors[error.value] += 1
         logs.event(self.log, logs.GAZETTE_OUTCOME, "Could not process gazette", level=logging.WARNING,
                    gazette_id=gid, state="failed", error_class=error.value, terminal=terminal, error=message)
+
+    def _recorded(self, gid: int) -> None:
+        if self.pipeline is not None:
+            self.pipeline.recorded(gid)
 
 
 def _is_infrastructure(err: BaseException) -> bool:

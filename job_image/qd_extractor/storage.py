@@ -27,6 +27,14 @@ class StorageError(Exception):
     """Any other S3 failure (transient: a later attempt may succeed)."""
 
 
+class ObjectTooLargeError(Exception):
+    """The object is larger than the caller's limit; its body was not read."""
+
+    def __init__(self, key: str, size: int) -> None:
+        super().__init__(f"{key}: {size} bytes")
+        self.size = size
+
+
 @dataclasses.dataclass(frozen=True)
 class ObjectInfo:
     key: str
@@ -34,7 +42,11 @@ class ObjectInfo:
 
 
 class Storage:
-    """One bucket, one client, no thread pools."""
+    """One bucket, one client, no transfer thread pools.
+
+    The client is thread-safe: the extract pipeline downloads on one thread while another uploads,
+    hence two pooled connections.
+    """
 
     def __init__(self, settings: StorageSettings, *, part_size: int, io_chunk: int) -> None:
         self.bucket = settings.bucket
@@ -43,6 +55,7 @@ class Storage:
             "s3", region_name=settings.region, endpoint_url=settings.endpoint,
             aws_access_key_id=settings.access_key, aws_secret_access_key=settings.secret_key,
             config=BotoConfig(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=2))
+        self.part_size = part_size
         # One part in flight: part_size bounds the memory of an upload.
         self.transfer = TransferConfig(multipart_threshold=part_size, multipart_chunksize=part_size,
                                        max_concurrency=1, use_threads=False, io_chunksize=io_chunk)
@@ -59,13 +72,22 @@ class Storage:
             raise StorageError(f"HEAD {key}: {err}") from err
         return ObjectInfo(key=key, size=int(response["ContentLength"]))
 
-    def download(self, key: str, dest: Path) -> int:
-        """Stream an object into `dest`; return its size."""
+    def download(self, key: str, dest: Path, max_bytes: int | None = None) -> int:
+        """Stream an object into `dest`; return its size.
+
+        One GET, no HEAD: the response's ContentLength gives the size before any of the body is read,
+        so an object over `max_bytes` raises ObjectTooLargeError without being downloaded.
+        """
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=key)
+            body = response["Body"]
+            length = int(response.get("ContentLength", 0))
+            if max_bytes is not None and length > max_bytes:
+                body.close()
+                raise ObjectTooLargeError(key, length)
             size = 0
             with dest.open("wb") as out:
-                for chunk in response["Body"].iter_chunks(self.io_chunk):
+                for chunk in body.iter_chunks(self.io_chunk):
                     out.write(chunk)
                     size += len(chunk)
             return size
@@ -77,8 +99,18 @@ class Storage:
             raise StorageError(f"GET {key}: {err}") from err
 
     def upload_file(self, source: Path, key: str) -> None:
-        """Upload a file (multipart above part_size); no ContentType and no ACL, as upstream."""
+        """Upload a file; no ContentType and no ACL, as upstream.
+
+        Below part_size one `put_object` streamed from the file (the s3transfer machinery costs more
+        client CPU than a small gazette's whole upload); from part_size on, multipart with one part
+        in flight.
+        """
         try:
+            size = source.stat().st_size
+            if size < self.part_size:
+                with source.open("rb") as body:
+                    self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentLength=size)
+                return
             self.client.upload_file(str(source), self.bucket, key, Config=self.transfer)
         except (ClientError, BotoCoreError) as err:
             raise StorageError(f"PUT {key}: {err}") from err
