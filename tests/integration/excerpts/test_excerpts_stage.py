@@ -413,3 +413,48 @@ def test_missing_gazette_index_is_a_config_error(world: World, client: OpenSearc
     with pytest.raises(ConfigError, match=f"OPENSEARCH_INDEX={missing}: the gazette index does not exist"):
         run_excerpts(world.settings(OPENSEARCH_INDEX=missing), 100, 200, _logger(), search=client)
     assert world.state(101) is None  # checked before any gazette is claimed
+
+
+def test_msearch_error_items_fail_only_their_gazettes(world: World, client: OpenSearch, names: Any,
+                                                      write_themes: Any) -> None:
+    """An error item inside an `_msearch` answer (HTTP 200 overall) is recorded, not fatal to the range.
+
+    The themed search of one gazette document fails: the batch is bisected down to it. An entity
+    search of the other theme fails: that theme's step fails for its gazette. Everyone else succeeds.
+    """
+    path, idx = _themes_file(SMALL_THEMES, names, write_themes)
+    world.env["QD_THEMES_CONFIG"] = str(path)
+    world.gazette(101, "3550308", [CRIMES])
+    world.gazette(102, "3550308", [BOTH])
+    world.gazette(106, "3550308", [SCHOOL])
+    bad_doc = world.doc_ids[102][0]
+    real = client.transport.perform_request
+    injected: list[str] = []
+
+    def with_error_items(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        response = real(method, url, *args, **kwargs)
+        if not url.endswith("/_msearch"):
+            return response
+        bodies = [json.loads(line) for line in kwargs["body"].splitlines() if line.strip()][1::2]
+        for i, body in enumerate(bodies):
+            text = json.dumps(body)
+            themed_bad = "source_text.with_stopwords" in text and bad_doc in text
+            entity_edu = url == f"/{idx['@edu']}/_msearch" and "match_phrase" in text
+            if themed_bad or entity_edu:
+                injected.append("themed" if themed_bad else "entity")
+                response["responses"][i] = {"status": 400, "error": {
+                    "type": "search_phase_execution_exception", "reason": "injected"}}
+        return response
+
+    client.transport.perform_request = with_error_items  # type: ignore[method-assign]
+    try:
+        summary = run_excerpts(world.settings(), 100, 200, _logger(), search=client)
+    finally:
+        client.transport.perform_request = real  # type: ignore[method-assign]
+
+    assert "themed" in injected and "entity" in injected
+    assert (summary.seen, summary.succeeded, summary.failed, summary.terminal) == (3, 1, 2, 0)
+    assert world.state(101) == ("succeeded", None, False)
+    assert world.state(102) == ("failed", ErrorClass.SEARCH.value, False)  # retried by a later run
+    assert world.state(106) == ("failed", ErrorClass.SEARCH.value, False)
+    assert {d["source_database_id"] for d in all_docs(client, idx["@amb"]).values()} == {101}
