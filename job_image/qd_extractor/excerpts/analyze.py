@@ -7,9 +7,11 @@ the shipped themes hold about 600 distinct terms), and `prefetch` analyses all t
 terms at once: `_analyze` takes an array `text` and analyses each value on its own, exactly as a
 single call would, returning one token stream whose offsets continue from value to value (each
 value's start = the previous values' UTF-16 lengths plus one offset gap each). Tokens are assigned to
-their term by those offsets; if any token does not fall inside exactly one term, the batch answer is
-not trusted and the terms are analysed one by one instead. Nothing is kept across processes, so an
-index recreated with other analysis settings is simply read fresh by the next Job.
+their term by those offsets. A sentinel value ends every batch and must come back as its own single
+token (a different offset gap would shift it out of place); if it does not, or any token does not
+fall inside one term, the batch answer is not trusted and the terms are analysed one by one instead.
+Nothing is kept across processes, so an index recreated with other analysis settings is simply read
+fresh by the next Job (one request per Job, so a cross-process cache would save at most that one).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from qd_extractor.excerpts.queries import GAZETTE_FIELD
 ANALYZE_BATCH = 1000
 #: Offset gap Lucene puts between the values of a multi-valued text field.
 OFFSET_GAP = 1
+#: Last value of every batch: digits, which every analyzer here keeps as one token spanning them.
+SENTINEL = "20261130"
 
 _CACHE: dict[tuple[str, str, str], tuple[str, ...]] = {}
 _log = logging.getLogger("qd_extractor.excerpts")
@@ -50,17 +54,14 @@ class TermAnalyzer:
         """Analyse every uncached term of `terms`, `batch` terms per request."""
         missing = list(dict.fromkeys(t for t in terms if (self._index, self._field, t) not in _CACHE))
         for chunk in fetch.batched(missing, batch):
-            if len(chunk) == 1:
-                self.tokens(chunk[0])
-                continue
-            split = split_tokens(chunk, self._analyze(list(chunk)))
-            if split is None:
+            split = split_tokens([*chunk, SENTINEL], self._analyze([*chunk, SENTINEL]))
+            if split is None or split[-1] != (SENTINEL,):
                 logs.event(_log, "analyze_fallback", "batched _analyze offsets not understood; one term at a time",
                            level=logging.WARNING, index_name=self._index, terms=len(chunk))
                 for term in chunk:
                     self.tokens(term)
                 continue
-            for term, tokens in zip(chunk, split, strict=True):
+            for term, tokens in zip(chunk, split[:-1], strict=True):
                 _CACHE[(self._index, self._field, term)] = tokens
 
     def tokens(self, term: str) -> tuple[str, ...]:

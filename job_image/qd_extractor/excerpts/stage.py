@@ -130,7 +130,7 @@ class ExcerptStage:
             before = int(rows[-1][0])
 
     def _prepare(self) -> None:
-        """Once per run, before the first claim: the gazette index made searchable, theme indexes created."""
+        """Once per run, before the first claim: gazette index made searchable, theme indexes, terms analysed."""
         if self._ready:
             return
         try:

@@ -3,7 +3,7 @@
 Upstream re-indexed every excerpt with `refresh=True`, one request and one refresh per document,
 three times over (extraction, rerank, each entity case). Here writes are batched and an index is
 refreshed only where a later step must search what was just written: once after a batch's
-extraction, once after each entity case that tagged something.
+extraction, once between two entity-tagging rounds (entities.py).
 """
 
 from __future__ import annotations
