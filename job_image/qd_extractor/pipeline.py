@@ -36,6 +36,9 @@ T = TypeVar("T")
 
 #: Gazettes claimed per statement ahead of the download (an OOM kill leaves at most these 'running').
 CLAIM_AHEAD = 8
+#: Most gazettes on disk at once: one held by each of the fetch, main and upload threads, one in
+#: each of the two hand-offs between them (each a temp dir of its source, then its text).
+FILES_IN_FLIGHT = 5
 #: How long a stopping pipeline waits for a worker in a network call before releasing without it.
 STOP_GRACE_S = 20.0
 
@@ -207,18 +210,32 @@ class Pipeline:
                     self._unrecorded.update(ids)
                 self.attempts.update(statestore.claim_many(self.claim_conn, ids, Stage.EXTRACT, self.run_id))
                 for row in chunk:
-                    self.fetched.put(self._guard(row, functools.partial(self.extractor.fetch, row)))
+                    self._put(self.fetched, self._guard(row, functools.partial(self.extractor.fetch, row)))
         self.fetched.close()
+
+    @staticmethod
+    def _put(handoff: Handoff[Fetched | Failure], item: Fetched | Failure) -> None:
+        """Hand a gazette's files on, or delete them if the pipeline is stopping."""
+        try:
+            handoff.put(item)
+        except BaseException:
+            if isinstance(item, Fetched):
+                item.cleanup()
+            raise
 
     def _text(self) -> None:
         while (item := self.fetched.get()) is not None:
             if isinstance(item, Fetched):
-                result = self._guard(item.row, functools.partial(self._timed, item, "text", self.extractor.text))
+                try:
+                    result = self._guard(item.row, functools.partial(self._timed, item, "text", self.extractor.text))
+                except BaseException:  # SIGTERM or Tika gone for good: this gazette's files go too
+                    item.cleanup()
+                    raise
                 if isinstance(result, Failure):
                     item.cleanup()
                     self.texted.put(result)
                     continue
-            self.texted.put(item)
+            self._put(self.texted, item)
         if self._error is not None:
             raise self._error
         self.texted.close()
