@@ -259,3 +259,16 @@ def test_search_down_stops_the_range_with_its_own_error_and_releases(
     assert succeeded == {100, 99}
     assert released and not succeeded & released and succeeded | released == set(log.ids("claim"))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("limit_mib", [128, 256, 512, 1024, 6144])
+def test_pipeline_buffers_fit_the_memory_budget(limit_mib: int) -> None:
+    from qd_extractor import memory
+
+    b = memory.Budget.from_limit(limit_mib * memory.MIB)
+    live = (b.io_chunk * 3  # fetch, Tika and upload threads stream at once
+            + b.part_size  # one multipart part of a big text
+            + b.max_index_text * 2 * 3  # one document being built, at 2 bytes per character, ~3 copies
+            + b.bulk_bytes  # texts queued for the index thread while it sends a request
+            + b.bulk_bytes * 2)  # the request's pending NDJSON and its joined body
+    assert live < b.limit * 0.75
