@@ -77,8 +77,7 @@ class WireRecorder:
                     path = url.split("?", maxsplit=1)[0]
                     sources = _hit_sources(path, text)
                     texts = [s["source_text"] for s in sources if isinstance(s.get("source_text"), str)]
-                    request = Request(method, path, dict(params or {}), status,
-                                      len(body) if isinstance(body, bytes | str) else 0, received,
+                    request = Request(method, path, dict(params or {}), status, body_bytes(body), received,
                                       time.perf_counter() - start, len(texts), sum(len(t.encode()) for t in texts),
                                       sources if self._keep_sources else [])
                     self.requests.append(request)
@@ -108,6 +107,17 @@ class WireRecorder:
     def reset(self) -> None:
         self.requests.clear()
         self.by_phase.clear()
+
+
+def body_bytes(body: Any) -> int:
+    """Bytes of a request body as a connection gets it: str, bytes, or a list of parts sent one after another."""
+    if isinstance(body, str):
+        return len(body.encode("utf-8", "surrogatepass"))
+    if isinstance(body, bytes | bytearray | memoryview):
+        return len(body)
+    if isinstance(body, list | tuple):
+        return sum(body_bytes(part) for part in body)
+    return 0
 
 
 def _hit_sources(path: str, text: Any) -> list[dict[str, Any]]:
