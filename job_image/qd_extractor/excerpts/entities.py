@@ -15,7 +15,8 @@ excerpt the first case with a highlight is applied, exactly as upstream's sequen
 before it changed nothing). The cases after it that also matched are searched again in the next
 round, on the tagged text (after one refresh), and so on: the rounds are as many as the most tags
 one excerpt receives, plus one. The final texts are known without reading them back, so the CNPJ
-step needs no request of its own.
+step needs no request of its own. A round's answer holds at most cases × `id_batch` highlighted
+excerpts (about 2 KB each), plus the chunk's texts in round 1.
 """
 
 from __future__ import annotations
