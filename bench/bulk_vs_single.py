@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common as bc
 
 TARGET_SPEEDUP = 10.0
+DEFAULT_CONCURRENCY = 2  # QD_BULK_CONCURRENCY's default (job_image/qd_extractor/settings.py)
 
 
 def date_serializer(obj: Any) -> str:
@@ -137,12 +138,12 @@ def index_single(client: Any, index: str, documents: list[tuple[str, dict[str, A
 
 
 def index_bulk(client: Any, index: str, documents: list[tuple[str, dict[str, Any]]], log: logging.Logger,
-               max_bytes: int, max_docs: int) -> tuple[float, list[tuple[int, float]], int, int]:
-    """BulkWriter as the extractor uses it. Returns (s, [(docs acknowledged, s)], failures, requests)."""
+               max_bytes: int, max_docs: int, concurrency: int) -> tuple[float, list[tuple[int, float]], int, int]:
+    """BulkWriter as the extractor uses it. Returns (s, [(docs acknowledged, s)], failures, batches of results)."""
     from qd_extractor.search.bulk import BulkWriter
 
     writer = BulkWriter(client, max_bytes=max_bytes, max_docs=max_docs, max_retries=5, backoff_base_s=1.0,
-                        logger=log)
+                        logger=log, concurrency=concurrency)
     acked, failed, requests_ = 0, 0, 0
     marks: list[tuple[int, float]] = []
     started = time.perf_counter()
@@ -209,6 +210,15 @@ def main() -> int:
     parser.add_argument("--memory-limit", type=int, default=256 * bc.MIB,
                         help="budget the bulk byte limit comes from (default 268435456 → limit/24)")
     parser.add_argument("--max-docs", type=int, default=500, help="documents per bulk request (QD_BULK_MAX_DOCS)")
+    parser.add_argument("--concurrency", default=str(DEFAULT_CONCURRENCY),
+                        help=f"bulk requests in flight (QD_BULK_CONCURRENCY, default {DEFAULT_CONCURRENCY}); "
+                             "a comma list times one bulk variant per value, the first is the reference")
+    parser.add_argument("--max-bytes", type=int, default=None,
+                        help="byte bound of the writer instead of the budget's (limit/24)")
+    parser.add_argument("--http-compress", action="store_true",
+                        help="gzip request bodies (opensearch-py http_compress)")
+    parser.add_argument("--skip-single", action="store_true",
+                        help="time only the bulk variants (lever sweeps; no speedup is computed)")
     parser.add_argument("--service-opensearch", action="store_true",
                         help="use OPENSEARCH_HOST instead of a private OpenSearch")
     parser.add_argument("--opensearch-heap", default="512m", help="heap of the private OpenSearch (default 512m)")
@@ -232,86 +242,107 @@ def main() -> int:
 
 
 def run(args: argparse.Namespace, seed: int, search: dict[str, Any]) -> int:
+    from opensearchpy import OpenSearch
+
     from qd_extractor.memory import Budget
     from qd_extractor.search import client as search_client
 
     budget = Budget.from_limit(args.memory_limit)
+    max_bytes = args.max_bytes or budget.bulk_bytes
+    levels = [int(c) for c in str(args.concurrency).split(",")]
+    variants = {("bulk" if len(levels) == 1 else f"bulk-c{c}"): c for c in levels}
+    patterns = ([] if args.skip_single else ["single"]) + list(variants)
     documents = make_documents(args.docs, seed, args.min_kb, args.max_kb)
     sizes = sorted(len(json.dumps(d, default=date_serializer).encode()) for _, d in documents)
-    client = search_client.make_client(search_client.SearchSettings(
+    settings = search_client.SearchSettings(
         host=os.environ["OPENSEARCH_HOST"], index="unused", user=os.environ.get("OPENSEARCH_USER"),
-        password=os.environ.get("OPENSEARCH_PASSWORD")))
+        password=os.environ.get("OPENSEARCH_PASSWORD"))
+    client = search_client.make_client(settings)
+    if args.http_compress:  # the same transport options plus gzip request bodies
+        client = OpenSearch(hosts=[settings.host], timeout=settings.timeout_s, max_retries=settings.max_retries,
+                            retry_on_timeout=settings.retry_on_timeout, http_compress=True,
+                            **({"http_auth": (settings.user, settings.password or "")} if settings.user else {}))
     log = null_logger("qd_bench.index")
     tag = uuid.uuid4().hex[:8]
     payload: dict[str, Any] = {
         "benchmark": "bulk_vs_single", "machine": bc.machine_info(), "command": " ".join(["python", *sys.argv]),
-        "docs": args.docs, "seed": seed, "max_bytes": budget.bulk_bytes, "max_docs": args.max_docs,
+        "docs": args.docs, "seed": seed, "max_bytes": max_bytes, "max_docs": args.max_docs,
+        "concurrency": levels, "http_compress": args.http_compress,
         "doc_bytes": {"min": sizes[0], "median": sizes[len(sizes) // 2], "mean": round(statistics.mean(sizes)),
                       "max": sizes[-1], "total": sum(sizes)},
-        "opensearch": search, "target_speedup": TARGET_SPEEDUP, "single": {"runs_s": []},
-        "bulk": {"runs_s": [], "requests": []},
-        "index_create_s": [], "curves": {},
+        "opensearch": search, "target_speedup": TARGET_SPEEDUP,
+        **{p: {"runs_s": []} for p in patterns}, "index_create_s": [], "curves": {},
     }
     made: list[str] = []
     try:
         warm = f"qd-bench-warm-{tag}"
         made.append(warm)
         fresh_index(client, warm)
-        index_single(client, warm, documents[: args.warmup], log)  # warm-up
-        index_bulk(client, warm, documents[-args.warmup:], log, budget.bulk_bytes, args.max_docs)
+        if not args.skip_single:
+            index_single(client, warm, documents[: args.warmup], log)  # warm-up
+        index_bulk(client, warm, documents[-args.warmup:], log, max_bytes, args.max_docs, levels[0])
         bc.delete_index(warm)
         for r in range(args.repeats):
-            for pattern in ("single", "bulk"):
+            for pattern in patterns:
                 name = f"qd-bench-{pattern}-{tag}-{r}"
                 made.append(name)
                 payload["index_create_s"].append(round(fresh_index(client, name), 3))
                 server_cpu0, client_cpu0 = bc.proc_cpu_s(search["pid"]), time.process_time()
+                load0 = os.getloadavg()[0]
                 if pattern == "single":
                     secs, marks, retries = index_single(client, name, documents, log)
                     payload["curves"]["single"] = [round(t, 3) for t in marks]
                     payload["single"].setdefault("retries", []).append(retries)
                 else:
-                    secs, bmarks, failed, nreq = index_bulk(client, name, documents, log, budget.bulk_bytes,
-                                                            args.max_docs)
-                    payload["curves"]["bulk"] = [(n, round(t, 3)) for n, t in bmarks]
-                    payload["bulk"]["requests"].append(nreq)
-                    payload["bulk"].setdefault("failed", []).append(failed)
+                    secs, bmarks, failed, nreq = index_bulk(client, name, documents, log, max_bytes,
+                                                            args.max_docs, variants[pattern])
+                    payload["curves"][pattern] = [(n, round(t, 3)) for n, t in bmarks]
+                    payload[pattern].setdefault("result_batches", []).append(nreq)
+                    payload[pattern].setdefault("failed", []).append(failed)
                 payload[pattern]["runs_s"].append(round(secs, 2))
+                payload[pattern].setdefault("loadavg_1m", []).append([round(load0, 2), round(os.getloadavg()[0], 2)])
                 server_cpu1 = bc.proc_cpu_s(search["pid"])
                 payload[pattern].setdefault("client_cpu_s", []).append(round(time.process_time() - client_cpu0, 2))
                 if server_cpu0 is not None and server_cpu1 is not None:
                     payload[pattern].setdefault("opensearch_cpu_s", []).append(round(server_cpu1 - server_cpu0, 2))
                 got = count(client, name)
                 payload[pattern]["indexed"] = got
-                print(f"run {r + 1}: {pattern:6s} {secs:7.2f} s ({args.docs / secs:6.1f} docs/s), {got} documents",
-                      flush=True)
+                print(f"run {r + 1}: {pattern:8s} {secs:7.2f} s ({args.docs / secs:6.1f} docs/s), {got} documents, "
+                      f"load {load0:.2f}→{os.getloadavg()[0]:.2f}", flush=True)
                 if not args.keep:
                     bc.delete_index(name)
     finally:
         if not args.keep:
             for name in made:
                 bc.delete_index(name)
-    for pattern in ("single", "bulk"):
+    for pattern in patterns:
         runs = payload[pattern]["runs_s"]
         payload[pattern]["median_s"] = statistics.median(runs)
         payload[pattern]["docs_per_s"] = round(args.docs / statistics.median(runs), 1)
         payload[pattern]["mb_per_s"] = round(payload["doc_bytes"]["total"] / 1e6 / statistics.median(runs), 2)
-    payload["speedup"] = round(payload["single"]["median_s"] / payload["bulk"]["median_s"], 2)
-    payload["target_met"] = (payload["speedup"] >= TARGET_SPEEDUP and payload["single"]["indexed"] == args.docs
-                             and payload["bulk"]["indexed"] == args.docs)
+    first_bulk = next(iter(variants))
+    if not args.skip_single:
+        for pattern in variants:
+            payload[pattern]["speedup"] = round(payload["single"]["median_s"] / payload[pattern]["median_s"], 2)
+        payload["speedup"] = payload[first_bulk]["speedup"]
+    payload["target_met"] = (not args.skip_single and payload["speedup"] >= TARGET_SPEEDUP
+                             and all(payload[p]["indexed"] == args.docs for p in patterns))
     path = bc.write_result("bulk_vs_single", payload)
-    if not args.no_plot:
+    if not args.no_plot and not args.skip_single and len(variants) == 1:
         plot(payload, args.plot)
         print(f"plot: {args.plot}")
     db = payload["doc_bytes"]
     print(f"\n{args.docs} documents, JSON sizes {db['min']}–{db['max']} B (median {db['median']}, "
-          f"total {db['total'] / 1e6:.1f} MB); bulk limits {budget.bulk_bytes} B / {args.max_docs} docs")
-    for pattern in ("single", "bulk"):
+          f"total {db['total'] / 1e6:.1f} MB); bulk limits {max_bytes} B / {args.max_docs} docs, "
+          f"concurrency {levels}, http_compress {args.http_compress}")
+    for pattern in patterns:
         r = payload[pattern]
-        print(f"{pattern:6s}: {r['median_s']} s ({r['docs_per_s']} docs/s"
-              + (f", {r['requests']} requests" if pattern == "bulk" else "")
+        print(f"{pattern:8s}: {r['median_s']} s ({r['docs_per_s']} docs/s"
+              + (f", speedup {r['speedup']}×" if "speedup" in r else "")
               + f"); CPU s: client {r.get('client_cpu_s')}, OpenSearch {r.get('opensearch_cpu_s', 'n/a')}")
-    print(f"speedup {payload['speedup']}× (target ≥ {TARGET_SPEEDUP}×): {'MET' if payload['target_met'] else 'MISSED'}")
+    if not args.skip_single:
+        print(f"speedup {payload['speedup']}× (target ≥ {TARGET_SPEEDUP}×): "
+              f"{'MET' if payload['target_met'] else 'MISSED'}")
     print(f"result: {path}")
     return 0 if payload["target_met"] else 1
 

@@ -1,92 +1,58 @@
-"""A memory-bounded `_bulk` writer with per-item results and retries.
+"""A memory-bounded `_bulk` writer with per-item results, retries and a few requests in flight.
 
 Upstream indexes one document per request (4 attempts, 1/2/4 s sleeps) and refreshes per excerpt.
 We batch instead, but keep per-document outcomes so the caller can mark exactly the gazettes whose
-documents landed. Pending data is held as already-serialised NDJSON bytes and never exceeds
-`max_bytes` plus the action being added (an action bigger than `max_bytes` is sent alone). While a
-request is in flight its body is one joined copy of the batch, so plan about 2 x `max_bytes`.
+documents landed. Pending data is held as already-serialised NDJSON bytes.
 
-Failures:
-- item rejected with 429/502/503/504: only those items are re-sent, with exponential backoff + jitter,
-  up to `max_retries` times; then reported failed.
-- item rejected otherwise (e.g. 400 mapper_parsing_exception): reported failed at once.
-- whole request rejected with a non-retriable HTTP status (e.g. 413): every item reported failed.
-- transport failure (connection refused, timeout, 429/5xx for the whole request): the request is
-  re-sent with backoff (on top of opensearch-py's own transport retries), then `SearchUnavailableError`.
+Memory: with `concurrency` c, a request holds at most `max_bytes / c` (an action bigger than that is
+sent alone), and at most c - 1 requests stay in flight while the next one is built, so pending plus
+in-flight NDJSON never exceeds `max_bytes` (plus one oversized action). Bodies are streamed from
+the queued parts, never joined into a second copy.
+
+Why c > 1: an index has one shard here, so one bulk request keeps one OpenSearch write thread busy
+(analysing three term-vector fields dominates); a second request in flight uses another core, and the
+caller keeps preparing documents (Tika, S3) instead of waiting. Requests are handed out in order,
+and a request that touches an (index, _id) still in flight waits for it, so writes to one document
+never overtake each other. Results of background requests are returned by a later `add`/`flush`.
+
+Failures (see `sender.py`): items refused with 429/502/503/504 are re-sent alone with backoff, then
+reported failed; other item errors (400 mapper_parsing_exception) fail at once; a whole request
+refused for good (413) fails its items; connection errors and 429/5xx for the whole request are
+retried, then `SearchUnavailableError`; a request that timed out is never re-sent as is.
 """
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import dataclasses
 import logging
-import time
+from collections.abc import Callable
 from typing import Any
 
 from opensearchpy import OpenSearch
-from opensearchpy.exceptions import ConnectionError as OSConnectionError
-from opensearchpy.exceptions import TransportError
-from tenacity import (
-    Retrying,
-    retry_if_exception,
-    retry_if_result,
-    stop_after_attempt,
-    wait_exponential,
-    wait_random,
-)
 
 from qd_extractor import logs
+from qd_extractor.search.sender import (
+    RETRIABLE_STATUSES,
+    TIMEOUT_STATUS,
+    Action,
+    BatchSender,
+    ItemResult,
+    SearchUnavailableError,
+)
 
-#: Item or request statuses worth retrying: overload (429) and gateway/availability errors.
-RETRIABLE_STATUSES = frozenset({429, 502, 503, 504})
+__all__ = ["RETRIABLE_STATUSES", "TIMEOUT_STATUS", "BulkWriter", "ItemResult", "SearchUnavailableError"]
 
-
-class SearchUnavailableError(Exception):
-    """OpenSearch could not be reached (or kept refusing whole requests) after all retries.
-
-    `pending` lists the (index, _id) of the flushed batch whose outcome is unknown (they may or may not
-    be stored); `written` holds the results of items already confirmed by an earlier request of the same
-    flush. Re-sending is safe: every write is a full overwrite or an idempotent partial update.
-    """
-
-    def __init__(self, message: str, pending: list[tuple[str, str]],
-                 written: list[ItemResult] | None = None) -> None:
-        super().__init__(message)
-        self.pending = pending
-        self.written = written or []
+#: Requests in flight when the caller does not say (QD_BULK_CONCURRENCY).
+DEFAULT_CONCURRENCY = 1
 
 
 @dataclasses.dataclass(frozen=True)
-class ItemResult:
-    """Outcome of one action; `status` is the HTTP status OpenSearch gave the item."""
-
-    doc_id: str
-    ok: bool
-    status: int
-    error: str | None = None
-    index: str = ""
-
-
-@dataclasses.dataclass(frozen=True)
-class _Action:
-    index: str
-    doc_id: str
-    data: bytes  # action line + source line, both newline-terminated
-
-
-def _transport_retriable(exc: BaseException) -> bool:
-    if isinstance(exc, OSConnectionError):  # includes ConnectionTimeout
-        return True
-    return isinstance(exc, TransportError) and exc.status_code in RETRIABLE_STATUSES
-
-
-def _error_text(error: Any) -> str:
-    if isinstance(error, dict):
-        text = f"{error.get('type', 'error')}: {error.get('reason', '')}"
-        cause = error.get("caused_by")
-        if isinstance(cause, dict):
-            text += f" (caused by {cause.get('type')}: {cause.get('reason')})"
-        return text
-    return str(error)
+class _InFlight:
+    future: concurrent.futures.Future[list[ItemResult]]
+    keys: frozenset[tuple[str, str]]
+    size: int
 
 
 class BulkWriter:
@@ -94,24 +60,28 @@ class BulkWriter:
 
     def __init__(self, client: OpenSearch, *, max_bytes: int, max_docs: int, max_retries: int,
                  backoff_base_s: float, logger: logging.Logger, refresh: bool = False,
-                 backoff_max_s: float = 30.0) -> None:
-        if max_bytes < 1 or max_docs < 1 or max_retries < 0 or backoff_base_s < 0:
-            raise ValueError("max_bytes and max_docs must be >= 1, max_retries and backoff_base_s >= 0")
-        self._client = client
+                 backoff_max_s: float = 30.0, concurrency: int = DEFAULT_CONCURRENCY,
+                 timeout_s: float | None = None, drain_max_s: float | None = None) -> None:
+        if max_bytes < 1 or max_docs < 1 or max_retries < 0 or backoff_base_s < 0 or concurrency < 1:
+            raise ValueError("max_bytes, max_docs and concurrency must be >= 1, max_retries and backoff_base_s >= 0")
         self._dumps = client.transport.serializer.dumps
+        self._sender = BatchSender(client, max_retries=max_retries, backoff_base_s=backoff_base_s,
+                                   backoff_max_s=backoff_max_s, logger=logger, timeout_s=timeout_s,
+                                   drain_max_s=drain_max_s)
         self._max_bytes = max_bytes
+        self._request_bytes = max(1, max_bytes // concurrency)
         self._max_docs = max_docs
-        self._max_retries = max_retries
-        # base, 2*base, 4*base... capped, plus up to one base of random jitter so Jobs do not retry in step.
-        self._wait = wait_exponential(multiplier=backoff_base_s, max=backoff_max_s) + wait_random(0, backoff_base_s)
+        self._concurrency = concurrency
         self._log = logger
         self._refresh = refresh
-        self._pending: list[_Action] = []
+        self._pending: list[Action] = []
         self._pending_bytes = 0
+        self._inflight: collections.deque[_InFlight] = collections.deque()
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
     @property
     def pending_count(self) -> int:
-        """Actions waiting for the next flush."""
+        """Actions waiting for the next request."""
         return len(self._pending)
 
     @property
@@ -119,8 +89,13 @@ class BulkWriter:
         """Serialised size of the pending actions (what the next request body will hold)."""
         return self._pending_bytes
 
+    @property
+    def inflight_bytes(self) -> int:
+        """Body bytes of requests sent in the background and not yet answered."""
+        return sum(f.size for f in self._inflight)
+
     def add(self, index: str, doc_id: str, source: dict[str, Any]) -> list[ItemResult]:
-        """Queue a full-document `index` (overwrite); returns results of any flush this triggered."""
+        """Queue a full-document `index` (overwrite); returns results of any request finished meanwhile."""
         return self._queue(index, doc_id, "index", source)
 
     def partial_update(self, index: str, doc_id: str, fields: dict[str, Any]) -> list[ItemResult]:
@@ -134,37 +109,85 @@ class BulkWriter:
     def _queue(self, index: str, doc_id: str, op: str, source: dict[str, Any]) -> list[ItemResult]:
         data = b"".join((self._encode({op: {"_index": index, "_id": doc_id}}), b"\n", self._encode(source), b"\n"))
         results: list[ItemResult] = []
-        if self._pending and (self._pending_bytes + len(data) > self._max_bytes
+        if self._pending and (self._pending_bytes + len(data) > self._request_bytes
                               or len(self._pending) >= self._max_docs):
-            results += self.flush()
-        self._pending.append(_Action(index, doc_id, data))
+            results += self._dispatch()
+        self._pending.append(Action(index, doc_id, data))
         self._pending_bytes += len(data)
-        if self._pending_bytes >= self._max_bytes or len(self._pending) >= self._max_docs:
-            results += self.flush()  # full, or a single oversized action: send it alone now
+        if self._pending_bytes >= self._request_bytes or len(self._pending) >= self._max_docs:
+            results += self._dispatch()  # full, or a single oversized action: send it alone now
+        results += self._collect(block_while_more_than=None)
         return results
 
     def flush(self, *, refresh: bool | None = None) -> list[ItemResult]:
-        """Send everything pending; one result per action, in the order they were added."""
-        if not self._pending:
-            return []
+        """Send everything pending and wait for every request in flight; one result per action.
+
+        Results come in the order requests finish (in add order when `concurrency` is 1). The last
+        request goes out after all others have finished, so `refresh` covers the whole flush.
+        """
+        results = self._collect(block_while_more_than=0)
+        if self._pending:
+            batch, self._pending, self._pending_bytes = self._pending, [], 0
+            results += self._finish(self._sender.send, batch, self._refresh if refresh is None else refresh)
+        return results
+
+    def close(self) -> None:
+        """Stop the background thread (requests still in flight are waited for, their results dropped)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def _dispatch(self) -> list[ItemResult]:
+        """Send the pending batch: synchronously when concurrency is 1, else in the background."""
         batch, self._pending, self._pending_bytes = self._pending, [], 0
-        do_refresh = self._refresh if refresh is None else refresh
-        results: dict[int, ItemResult] = {}
-        todo = list(range(len(batch)))
+        if self._concurrency == 1:
+            return self._finish(self._sender.send, batch, self._refresh)
+        keys = frozenset((a.index, a.doc_id) for a in batch)
+        results = self._collect(block_while_more_than=None, before=keys)
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(self._concurrency, thread_name_prefix="qd-bulk")
+        future = self._pool.submit(self._sender.send, batch, self._refresh)
+        self._inflight.append(_InFlight(future, keys, sum(len(a.data) for a in batch)))
+        # All c run together while the caller waits here; c - 1 stay in flight while it builds the next one.
+        return results + self._collect(block_while_more_than=self._concurrency - 1)
 
-        def attempt() -> list[int]:
-            nonlocal todo
-            todo = self._send_items(batch, todo, do_refresh, results)
-            return todo
+    def _collect(self, *, block_while_more_than: int | None,
+                 before: frozenset[tuple[str, str]] | None = None) -> list[ItemResult]:
+        """Results of finished requests, oldest first.
 
-        try:
-            Retrying(stop=stop_after_attempt(self._max_retries + 1), wait=self._wait, retry=retry_if_result(bool),
-                     retry_error_callback=lambda state: state.outcome.result() if state.outcome else [])(attempt)
-        except SearchUnavailableError as exc:
-            written = [results[i] for i in sorted(results) if results[i].ok]
-            unknown = [(a.index, a.doc_id) for i, a in enumerate(batch) if not (i in results and results[i].ok)]
-            raise SearchUnavailableError(str(exc), unknown, written) from exc.__cause__
-        out = [results[i] for i in range(len(batch))]
+        Waits while more than N are in flight or one of them writes a key in `before`. A failed
+        request waits for all others, then raises.
+        """
+        results: list[ItemResult] = []
+        while self._inflight:
+            head = self._inflight[0]
+            must_wait = ((block_while_more_than is not None and len(self._inflight) > block_while_more_than)
+                         or (before is not None and any(not f.keys.isdisjoint(before) for f in self._inflight)))
+            if not must_wait and not head.future.done():
+                break
+            self._inflight.popleft()
+            try:
+                results += self._finish(head.future.result)
+            except SearchUnavailableError as exc:
+                raise self._fail_all(exc, results) from exc
+        return results
+
+    def _fail_all(self, exc: SearchUnavailableError, done: list[ItemResult]) -> SearchUnavailableError:
+        """Wait for the other requests in flight; everything not confirmed is pending (outcome unknown)."""
+        pending, written = list(exc.pending), [*done, *exc.written]
+        while self._inflight:
+            other = self._inflight.popleft()
+            try:
+                written += other.future.result()
+            except SearchUnavailableError as more:
+                pending += more.pending
+                written += more.written
+        pending += [(a.index, a.doc_id) for a in self._pending]
+        self._pending, self._pending_bytes = [], 0
+        return SearchUnavailableError(str(exc), pending, written)
+
+    def _finish(self, send: Callable[..., list[ItemResult]], *args: Any) -> list[ItemResult]:
+        out = send(*args)
         for item in out:
             if not item.ok:
                 logs.event(self._log, logs.OPENSEARCH_ERROR, "OPENSEARCH_ERROR", level=logging.ERROR,
@@ -172,56 +195,3 @@ class BulkWriter:
                            status=item.status, error_type=(item.error or "").split(":", 1)[0],
                            error_message=item.error)
         return out
-
-    def _send_items(self, batch: list[_Action], todo: list[int], refresh: bool,
-                    results: dict[int, ItemResult]) -> list[int]:
-        """One bulk request for `todo`; fills `results` and returns the positions worth retrying."""
-        body = b"".join(batch[i].data for i in todo)
-        indices = ",".join(sorted({batch[i].index for i in todo}))
-        start = time.monotonic()
-        try:
-            response = self._send(body, refresh, [(batch[i].index, batch[i].doc_id) for i in todo])
-        except TransportError as exc:  # the whole request was refused for good (e.g. 400, 413)
-            status = exc.status_code if isinstance(exc.status_code, int) else 0
-            for i in todo:
-                results[i] = ItemResult(batch[i].doc_id, False, status, _error_text(exc.error), batch[i].index)
-            self._log_request(indices, len(todo), len(body), start, errors=len(todo))
-            return []
-        items = response.get("items", [])
-        if len(items) != len(todo):
-            raise RuntimeError(f"bulk response has {len(items)} items for {len(todo)} actions")
-        retry: list[int] = []
-        for i, wrapped in zip(todo, items, strict=True):
-            item = next(iter(wrapped.values()))
-            status = int(item.get("status", 0))
-            action = batch[i]
-            if 200 <= status < 300:
-                results[i] = ItemResult(action.doc_id, True, status, None, action.index)
-                continue
-            results[i] = ItemResult(action.doc_id, False, status, _error_text(item.get("error")), action.index)
-            if status in RETRIABLE_STATUSES:
-                retry.append(i)
-        self._log_request(indices, len(todo), len(body), start, errors=sum(not results[i].ok for i in todo))
-        return retry
-
-    def _send(self, body: bytes, refresh: bool, ids: list[tuple[str, str]]) -> dict[str, Any]:
-        params = {"refresh": "true" if refresh else "false",
-                  "filter_path": "errors,items.*._id,items.*.status,items.*.error"}
-        retrying = Retrying(stop=stop_after_attempt(self._max_retries + 1), wait=self._wait,
-                            retry=retry_if_exception(_transport_retriable), reraise=True)
-        try:
-            response: dict[str, Any] = retrying(self._client.bulk, body=body, params=params)
-        except TransportError as exc:
-            if _transport_retriable(exc):
-                logs.event(self._log, logs.OPENSEARCH_ERROR, "OPENSEARCH_ERROR", level=logging.ERROR,
-                           operation="bulk", index_name=",".join(sorted({i for i, _ in ids})),
-                           count=len(ids), error_type=type(exc).__name__, error_message=str(exc))
-                raise SearchUnavailableError(f"OpenSearch unavailable after {self._max_retries + 1} attempts: "
-                                             f"{type(exc).__name__}: {exc}", ids) from exc
-            raise
-        return response
-
-    def _log_request(self, indices: str, count: int, size: int, start: float, *, errors: int) -> None:
-        logs.event(self._log, logs.OPENSEARCH_OPERATION, "OPENSEARCH_OPERATION", operation="bulk",
-                   index_name=indices, count=count, bytes=size, errors=errors, success=errors == 0,
-                   duration_ms=round((time.monotonic() - start) * 1000, 2))

@@ -30,6 +30,8 @@ class CountingConnection(Connection):
     def perform_request(self, method: str, url: str, params: Mapping[str, Any] | None = None, body: Any = None,
                         timeout: float | None = None, ignore: Collection[int] = (),
                         headers: Mapping[str, str] | None = None) -> Any:
+        if isinstance(body, list):  # the writer streams the queued parts; urllib3 sends them back to back
+            body = b"".join(body)
         REQUESTS.append((dict(params or {}), body))
         lines = [json.loads(line) for line in body.splitlines()]
         items = [{op: {"_id": meta["_id"], "status": 201 if op == "index" else 200}}
