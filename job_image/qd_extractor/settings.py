@@ -60,6 +60,8 @@ class ExtractorSettings:
     max_file_bytes: int  #: MAX_GAZETTE_FILE_SIZE_MB, in MB (default 500)
     max_attempts: int  #: QD_MAX_ATTEMPTS: transient failures after which a gazette is terminal (default 5)
     bulk_max_docs: int  #: QD_BULK_MAX_DOCS: documents per bulk request (default 500; bytes come from the budget)
+    #: QD_BULK_CONCURRENCY: bulk requests in flight (default 2); they share the budget's bulk bytes.
+    bulk_concurrency: int
     extra_mime_types: frozenset[str]  #: QD_EXTRA_MIME_TYPES: also send these to Tika (default none)
     budget: memory.Budget  #: from MEMORY_LIMIT_BYTES or the cgroup
     budget_source: str
@@ -108,6 +110,7 @@ class ExtractorSettings:
             max_file_bytes=config.env_int("MAX_GAZETTE_FILE_SIZE_MB", 500, minimum=1, env=env) * 1024 * 1024,
             max_attempts=config.env_int("QD_MAX_ATTEMPTS", 5, minimum=1, env=env),
             bulk_max_docs=config.env_int("QD_BULK_MAX_DOCS", 500, minimum=1, maximum=10_000, env=env),
+            bulk_concurrency=config.env_int("QD_BULK_CONCURRENCY", 2, minimum=1, maximum=8, env=env),
             extra_mime_types=frozenset(m.strip() for m in extra.split(",") if m.strip()),
             budget=memory.Budget.from_limit(limit),
             budget_source=source,

@@ -27,6 +27,7 @@ import collections
 import concurrent.futures
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -44,8 +45,19 @@ from qd_extractor.search.sender import (
 
 __all__ = ["RETRIABLE_STATUSES", "TIMEOUT_STATUS", "BulkWriter", "ItemResult", "SearchUnavailableError"]
 
-#: Requests in flight when the caller does not say (QD_BULK_CONCURRENCY).
+#: Requests in flight when the caller does not say: 1 keeps the old synchronous behaviour for every
+#: caller; the extract stage takes QD_BULK_CONCURRENCY (settings.py, default 2).
 DEFAULT_CONCURRENCY = 1
+
+
+def _run(future: concurrent.futures.Future[list[ItemResult]], send: Callable[..., list[ItemResult]],
+         *args: Any) -> None:
+    # A daemon thread per request, not a pool: a SIGTERM'd Job must not wait at exit for a request
+    # whose gazettes it has already released (the next run re-sends them; writes are idempotent).
+    try:
+        future.set_result(send(*args))
+    except BaseException as exc:  # handed to the caller's thread by future.result()
+        future.set_exception(exc)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +89,6 @@ class BulkWriter:
         self._pending: list[Action] = []
         self._pending_bytes = 0
         self._inflight: collections.deque[_InFlight] = collections.deque()
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
     @property
     def pending_count(self) -> int:
@@ -131,12 +142,6 @@ class BulkWriter:
             results += self._finish(self._sender.send, batch, self._refresh if refresh is None else refresh)
         return results
 
-    def close(self) -> None:
-        """Stop the background thread (requests still in flight are waited for, their results dropped)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-
     def _dispatch(self) -> list[ItemResult]:
         """Send the pending batch: synchronously when concurrency is 1, else in the background."""
         batch, self._pending, self._pending_bytes = self._pending, [], 0
@@ -144,9 +149,9 @@ class BulkWriter:
             return self._finish(self._sender.send, batch, self._refresh)
         keys = frozenset((a.index, a.doc_id) for a in batch)
         results = self._collect(block_while_more_than=None, before=keys)
-        if self._pool is None:
-            self._pool = concurrent.futures.ThreadPoolExecutor(self._concurrency, thread_name_prefix="qd-bulk")
-        future = self._pool.submit(self._sender.send, batch, self._refresh)
+        future: concurrent.futures.Future[list[ItemResult]] = concurrent.futures.Future()
+        threading.Thread(target=_run, args=(future, self._sender.send, batch, self._refresh),
+                         name="qd-bulk", daemon=True).start()
         self._inflight.append(_InFlight(future, keys, sum(len(a.data) for a in batch)))
         # All c run together while the caller waits here; c - 1 stay in flight while it builds the next one.
         return results + self._collect(block_while_more_than=self._concurrency - 1)

@@ -188,3 +188,23 @@ def test_timed_out_request_is_not_resent_to_a_node_that_stopped_answering() -> N
     assert [line.split("?")[0] for line in server.request_lines] == ["POST /_bulk", "GET /_tasks"]
     operations = [r for r in records if getattr(r, "event_type", None) == logs.OPENSEARCH_OPERATION]
     assert [getattr(r, "timed_out", None) for r in operations] == [True]
+
+
+def _extractor_env(**extra: str) -> dict[str, str]:
+    env = {"OPENSEARCH_HOST": "http://os:9200", "OPENSEARCH_INDEX": "querido-diario", "POSTGRES_HOST": "db",
+           "POSTGRES_DB": "qd", "POSTGRES_USER": "u", "POSTGRES_PASSWORD": "p", "STORAGE_BUCKET": "b",
+           "APACHE_TIKA_SERVER": "http://tika:9998", "QUERIDO_DIARIO_FILES_ENDPOINT": "https://files",
+           "MEMORY_LIMIT_BYTES": str(256 * 1024**2)}
+    env.update(extra)
+    return env
+
+
+def test_bulk_concurrency_setting() -> None:
+    from qd_core.config import ConfigError
+    from qd_extractor.settings import ExtractorSettings
+
+    assert ExtractorSettings.from_env(_extractor_env()).bulk_concurrency == 2
+    assert ExtractorSettings.from_env(_extractor_env(QD_BULK_CONCURRENCY="1")).bulk_concurrency == 1
+    for bad in ("0", "9", "two"):
+        with pytest.raises(ConfigError, match="QD_BULK_CONCURRENCY"):
+            ExtractorSettings.from_env(_extractor_env(QD_BULK_CONCURRENCY=bad))
