@@ -11,7 +11,12 @@ three fields), on the same client (`search.client.make_client`, upstream's trans
   up to 4 attempts 1/2/4 s apart, then upstream's `len(json.dumps(doc, default=date_serializer))` size
   and a JSON log line, as in upstream's `OpenSearchInterface.index_document`;
 * bulk: `qd_extractor.search.bulk.BulkWriter.add()` for each document and a final `flush()`, with the
-  extractor's limits (max_bytes from the memory budget of --memory-limit, max_docs 500).
+  extractor's limits (max_bytes from the memory budget of --memory-limit, max_docs 500, and
+  QD_BULK_CONCURRENCY's default of 2 requests in flight, each at most max_bytes / 2).
+
+Lever sweeps: `--concurrency 1,2,3` times one bulk variant per value (the first is the reference),
+`--max-bytes` changes the writer's byte bound, `--http-compress` gzips request bodies, and
+`--skip-single` leaves out the slow one-request-per-document pattern.
 
 Both log through the extractor's JSON formatter into /dev/null, so formatting cost is paid by both.
 By default it runs against a private OpenSearch (heap 512m like the shared test node, port 9272),
@@ -20,7 +25,7 @@ OPENSEARCH_HOST). A short warm-up (both patterns, into a throw-away index) prece
 refreshed and counted afterwards (not timed) and deleted at the end unless --keep.
 
 Usage (with the services' environment, `eval "$(hack/services.sh env)"`):
-    python bench/bulk_vs_single.py [--docs 2000] [--min-kb 2] [--max-kb 100] [--repeats 1]
+    python bench/bulk_vs_single.py [--docs 2000] [--min-kb 2] [--max-kb 100] [--repeats 1] [--concurrency 2]
 
 Writes bench/results/bulk_vs_single-<UTC stamp>.json and (unless --no-plot) docs/img/bulk_vs_single.png.
 """

@@ -24,7 +24,7 @@ import logging
 import random
 import time
 import uuid
-from typing import Any
+from typing import Any, NoReturn
 
 from opensearchpy import OpenSearch, Urllib3HttpConnection
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
@@ -255,7 +255,7 @@ class BatchSender:
                 return False
             time.sleep(_TASK_POLL_S)
 
-    def _unavailable(self, ids: list[tuple[str, str]], exc: TransportError | None, why: str) -> None:
+    def _unavailable(self, ids: list[tuple[str, str]], exc: TransportError | None, why: str) -> NoReturn:
         name = type(exc).__name__ if exc is not None else "ConnectionTimeout"
         logs.event(self._log, logs.OPENSEARCH_ERROR, "OPENSEARCH_ERROR", level=logging.ERROR, operation="bulk",
                    index_name=",".join(sorted({i for i, _ in ids})), count=len(ids), error_type=name,
