@@ -132,14 +132,14 @@ def kind_of(r: Request) -> str:
         return "scroll: clear" if r.method == "DELETE" else "scroll: next page"
     if path.endswith("/_search"):
         return "search (scroll start)" if "scroll" in r.params else "search"
-    if path.endswith("/_msearch"):
-        return "_msearch"
+    if path.endswith("/_msearch"):  # the gazette index is `bench-gz-*`; the excerpt index gets the entity rounds
+        return "_msearch: themed queries" if path.startswith("/bench-gz-") else "_msearch: entity rounds"
     if path.endswith("/_bulk"):
         return "write: _bulk"
     if "/_doc/" in path or "/_update/" in path:
         return "write: one document" + (" (refresh=true)" if refresh_param(r) == "true" else "")
     if path.endswith("/_refresh"):
-        return "refresh"
+        return "refresh: gazette index" if path.startswith("/bench-gz-") else "refresh"
     if r.method in ("HEAD", "PUT") and path.count("/") == 1:
         return "index exists/create"
     return f"other: {r.method} {path}"
@@ -152,7 +152,7 @@ def summarize(requests: list[Request]) -> dict[str, Any]:
         k["requests"] += 1
         k["sent_bytes"] += r.sent
         k["received_bytes"] += r.received
-    forced_refreshes = sum(1 for r in requests if kind_of(r) == "refresh" or refresh_param(r) == "true")
+    forced_refreshes = sum(1 for r in requests if kind_of(r).startswith("refresh") or refresh_param(r) == "true")
     return {
         "requests": len(requests),
         "sent_bytes": sum(r.sent for r in requests),
