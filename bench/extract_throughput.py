@@ -188,8 +188,10 @@ def plot(payload: dict[str, Any], path: Path) -> None:
         ax.barh("extractor\n(main thread)", secs, left=left, color=color, label=f"{label}: {secs:.1f} s")
         left += max(secs, 0)
     left = 0.0
-    for (label, ms), color in zip(prof.get("overlapped_ms", {}).items(), colors[4:], strict=False):
-        ax.barh("other threads\n(overlapped)", ms / 1000, left=left, color=color, label=f"{label}: {ms / 1000:.1f} s")
+    busy = {k: v for k, v in prof.get("overlapped_ms", {}).items() if not k.startswith("queued")}  # waits, not work
+    for (label, ms), color in zip(busy.items(), colors[4:], strict=False):
+        ax.barh("3 other threads\n(busy time summed)", ms / 1000, left=left, color=color,
+                label=f"{label}: {ms / 1000:.1f} s")
         left += max(ms / 1000, 0)
     base = payload["baseline"]["mean_s"]
     ax.barh("Tika only", base, color=colors[2])
