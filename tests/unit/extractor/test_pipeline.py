@@ -20,6 +20,7 @@ from qd_extractor.extract import Fetched, GazetteError, Prepared
 from qd_extractor.runner import RangeRunner
 from qd_extractor.search.bulk import ItemResult, SearchUnavailableError
 from qd_extractor.settings import ExtractorSettings
+from qd_extractor.tika import TikaUnavailableError
 
 WAIT = 10.0  # generous bound on an Event wait; reached only when the code under test is broken
 
@@ -236,11 +237,13 @@ def test_gazette_errors_are_recorded_and_the_range_goes_on(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_sigterm_with_gazettes_in_flight_releases_exactly_the_unrecorded(
-        tmp_path: Path, log: Log, monkeypatch: pytest.MonkeyPatch) -> None:
-    ext = FakeExtractor(tmp_path, log, text_errors={95: Stop()})
+@pytest.mark.parametrize("stop", [Stop(), TikaUnavailableError("Tika unavailable for 600s")],
+                         ids=["sigterm", "tika-outage-limit"])
+def test_stopping_with_gazettes_in_flight_releases_exactly_the_unrecorded(
+        tmp_path: Path, log: Log, monkeypatch: pytest.MonkeyPatch, stop: BaseException) -> None:
+    ext = FakeExtractor(tmp_path, log, text_errors={95: stop})
     ext.gate[95] = ext.fetch_started.setdefault(94, threading.Event())  # the next download is under way
-    with pytest.raises(Stop):
+    with pytest.raises(type(stop)):
         runner(tmp_path, ext, FakeWriter(log, every=2), [rows(20)], monkeypatch).run(0, 100)
     succeeded, released = set(log.ids("succeed")), set(log.ids("release"))
     claimed = set(log.ids("claim"))
