@@ -18,7 +18,7 @@ OpenSearch (heap 512m; port 9271) so other users of the shared test services nei
 comparison nor are disturbed; --service-tika / --service-opensearch use APACHE_TIKA_SERVER / OPENSEARCH_HOST.
 The extractor's `gazette_outcome` timings (download/text/upload/prepare) and `opensearch_operation`
 durations give the profile of where the extra time goes; --cprofile adds a second, profiled extractor
-run (after resetting the state) and prints the top functions (cProfile sees the main thread only).
+run (after resetting the state) and prints the top functions (every thread's, merged by `profile_threads.py`).
 
 Usage (with the services' environment, `eval "$(hack/services.sh env)"`):
     python bench/extract_throughput.py [--n 1000] [--warmup 200] [--cprofile]
@@ -320,7 +320,8 @@ def main() -> int:
                 if args.cprofile:
                     reset_state(conn, s3, bucket, txt_keys, index)
                     prof_path = work / "extract.prof"
-                    pm = bc.run_measured([sys.executable, "-m", "cProfile", "-o", str(prof_path), *cmd[1:]], env,
+                    profiler = str(Path(__file__).resolve().parent / "profile_threads.py")
+                    pm = bc.run_measured([sys.executable, profiler, str(prof_path), *cmd[2:]], env,
                                          work, timeout=args.timeout, label="extract-cprofile")
                     payload["cprofile"] = {"wall_s": round(pm.wall_s, 2), "returncode": pm.returncode,
                                            "top_tottime": cprofile_top(prof_path)}
