@@ -144,3 +144,23 @@ def test_database_unreachable_exits_3(world) -> None:  # type: ignore[no-untyped
     assert result.returncode == 3, result.stderr[-2000:]
     assert time.monotonic() - started > 1  # it retried before giving up
     assert os.environ.get("POSTGRES_PORT") != str(port)
+
+
+def test_sigterm_before_any_acknowledgement_leaves_nothing_succeeded(world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Texts are uploaded but no bulk request was sent yet: no gazette may count as done."""
+    loaded = world.load(slow_batch(tmp_path, 6))
+    log = tmp_path / "extract.log"
+    proc = start(world, log, QD_BULK_MAX_DOCS="1000")  # the only bulk request would come at the end
+    wait_for(lambda: log.read_text().count('"tika_response"') >= 2, 120, "two texts extracted")
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert proc.returncode == 143, log.read_text()[-2000:]
+    with world.conn.cursor() as cur:
+        cur.execute("SELECT state, attempts FROM qd_gazette_state")
+        rows = cur.fetchall()
+    # The pipeline had claimed ahead: every claimed gazette is back to pending, none burned an attempt.
+    assert len(rows) >= 3 and set(rows) == {("pending", 0)}
+    assert not any(world.processed().values())
+    assert world.count() == 0
+    assert world.run("extract").returncode == 0
+    assert [world.states()[g.id][0] for g in loaded] == ["succeeded"] * len(loaded)
