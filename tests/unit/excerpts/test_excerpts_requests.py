@@ -241,3 +241,63 @@ def test_entity_rounds_give_upstreams_sequential_result() -> None:
     # 3 requests and 2 refreshes, where upstream's order takes 5 searches, one read and up to 5 refreshes.
     assert len(client.msearches) == 3 and len(client.msearches[0]) == len(theme.cases) + 1
     assert writer.refreshes == 2
+
+
+class FakeBulk:
+    """BulkWriter's surface: dispatches by itself every `every` actions, as a full batch does."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+        self.pending = 0
+        self.requests: list[bool] = []  # the `refresh` flag of each `_bulk` request sent
+
+    @property
+    def pending_count(self) -> int:
+        return self.pending
+
+    def add(self, index: str, doc_id: str, source: dict[str, Any]) -> list[Any]:
+        self.pending += 1
+        if self.pending >= self.every:
+            self.requests.append(False)
+            self.pending = 0
+        return []
+
+    partial_update = add
+
+    def flush(self, *, refresh: bool | None = None) -> list[Any]:
+        if self.pending:
+            self.requests.append(bool(refresh))
+            self.pending = 0
+        return []
+
+
+class RefreshCounter:
+    def __init__(self) -> None:
+        self.refreshed: list[str] = []
+
+    def refresh(self, *, index: str) -> dict[str, Any]:
+        self.refreshed.append(index)
+        return {}
+
+
+@pytest.mark.parametrize(("writes", "every", "bulk_refresh", "explicit"), [
+    (3, 10, [True], []),  # every write since the last refresh is pending: the refresh rides on the `_bulk`
+    (3, 2, [False, False], ["x"]),  # one request already went without it: an explicit `_refresh` follows
+    (0, 2, [], []),  # nothing written: nothing to refresh
+])
+def test_refresh_rides_on_the_bulk_only_when_it_covers_every_write(writes: int, every: int,
+                                                                     bulk_refresh: list[bool],
+                                                                     explicit: list[str]) -> None:
+    from qd_extractor.excerpts.writes import TrackedWriter
+
+    bulk, client = FakeBulk(every), FakeClient()
+    client.indices = RefreshCounter()  # type: ignore[assignment]
+    writer = TrackedWriter(bulk, client)  # type: ignore[arg-type]
+    for n in range(writes):
+        writer.update("x", f"d{n}", {"f": n})
+    writer.flush(refresh=True)
+    assert bulk.requests == bulk_refresh
+    assert client.indices.refreshed == explicit  # type: ignore[attr-defined]
+    writer.update("x", "again", {"f": 0})
+    writer.flush()  # no refresh asked: none sent, and the next refresh still knows this write is unrefreshed
+    assert bulk.requests[-1] is False and client.indices.refreshed == explicit  # type: ignore[attr-defined]
