@@ -83,8 +83,10 @@ def run_extract(settings: ExtractorSettings, low: int, high: int, log: logging.L
         store = storage.Storage(settings.storage, part_size=budget.part_size, io_chunk=budget.io_chunk)
         tika_client = tika.TikaClient(settings.tika, io_chunk=budget.io_chunk, logger=log)
         extractor = Extractor(settings, store, tika_client, functools.cache(lambda: _territories_once(settings)), log)
+        # QD_BULK_CONCURRENCY requests in flight share bulk_bytes, so the pipeline's index thread keeps
+        # adding documents while OpenSearch indexes the previous batch.
         writer = bulk.BulkWriter(search, max_bytes=budget.bulk_bytes, max_docs=settings.bulk_max_docs, max_retries=5,
-                                 backoff_base_s=1.0, logger=log)
+                                 backoff_base_s=1.0, logger=log, concurrency=settings.bulk_concurrency)
         runner = RangeRunner(settings, read_conn, write_conn, extractor, writer, log)
         return runner.run(low, high)
     finally:
