@@ -78,8 +78,8 @@ class Budget:
     #: document lives in ~5 copies while it is serialised, and OpenSearch analyses it three times
     #: with term vectors: a 21 MiB text exhausted a 512 MiB-heap node in the benchmarks.
     max_index_text: int
-    #: Largest pending bulk request: limit/24, 1–20 MiB. Up to three live at once in the extract
-    #: pipeline: a request's NDJSON and its joined body, plus as much text queued for the next one.
+    #: Bulk NDJSON pending plus in flight: limit/24, 1–20 MiB. The extract pipeline may queue as much
+    #: again as document texts for its index thread while requests are in flight.
     bulk_bytes: int
     #: Largest association text segmented in memory (~4 copies live at once): limit/24, 1–64 MiB.
     max_segment_text: int

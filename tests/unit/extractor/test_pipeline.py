@@ -272,6 +272,6 @@ def test_pipeline_buffers_fit_the_memory_budget(limit_mib: int) -> None:
     live = (b.io_chunk * 3  # fetch, Tika and upload threads stream at once
             + b.part_size  # one multipart part of a big text
             + b.max_index_text * 2 * 3  # one document being built, at 2 bytes per character, ~3 copies
-            + b.bulk_bytes  # texts queued for the index thread while it sends a request
-            + b.bulk_bytes * 2)  # the request's pending NDJSON and its joined body
+            + b.bulk_bytes  # texts queued for the index thread while requests are in flight
+            + b.bulk_bytes * 2)  # the writer's NDJSON, pending plus in flight, and a margin as large
     assert live < b.limit * 0.75
