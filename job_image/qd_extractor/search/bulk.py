@@ -80,7 +80,6 @@ class BulkWriter:
         self._sender = BatchSender(client, max_retries=max_retries, backoff_base_s=backoff_base_s,
                                    backoff_max_s=backoff_max_s, logger=logger, timeout_s=timeout_s,
                                    drain_max_s=drain_max_s)
-        self._max_bytes = max_bytes
         self._request_bytes = max(1, max_bytes // concurrency)
         self._max_docs = max_docs
         self._concurrency = concurrency
