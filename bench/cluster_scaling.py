@@ -240,6 +240,8 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per run")
     ap.add_argument("--keep", action="store_true", help="leave the ExtractionRuns in place")
     ap.add_argument("--no-plot", action="store_true")
+    ap.add_argument("--plot", type=Path, help="where the PNG goes (default docs/img/cluster_scaling.png)",
+                    default=Path(__file__).resolve().parents[1] / "docs" / "img" / "cluster_scaling.png")
     args = ap.parse_args()
     common.require_services()
     config.load_kube_config()
@@ -270,9 +272,8 @@ def main() -> int:
                                                     "runs": results})
     print(f"result: {path}")
     if not args.no_plot:
-        out = Path(__file__).resolve().parents[1] / "docs" / "img" / "cluster_scaling.png"
-        plot(results, out)
-        print(f"plot: {out}")
+        plot(results, args.plot)
+        print(f"plot: {args.plot}")
     return 0 if ok else 1
 
 
