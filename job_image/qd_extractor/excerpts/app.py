@@ -44,6 +44,8 @@ class ExcerptSettings:
     themes: tuple[themes.Theme, ...]  #: read and validated from `themes_path` at start-up
     rerank_model: str  #: QD_RERANK_MODEL: model directory (default $HOME/models/bert-base-portuguese-cased)
     rerank_batch_size: int  #: QD_RERANK_BATCH_SIZE: excerpts per encode batch (default 32)
+    #: QD_RERANK_THREADS: torch threads (default 0 = the pod's CPU limit; 0 here = torch's default) and their source
+    rerank_threads: tuple[int, str]
     run_id: str  #: QD_RUN_ID: recorded in the state table (default "manual")
     gazette_page: int  #: QD_EXCERPT_GAZETTE_PAGE: gazettes claimed per round (default 250)
     search_batch: int  #: QD_EXCERPT_SEARCH_BATCH: gazette document ids per themed search (default 250, upstream)
@@ -54,6 +56,10 @@ class ExcerptSettings:
     retry_terminal: bool  #: QD_RETRY_TERMINAL: also redo gazettes whose excerpts failed for good (default false)
     bulk_bytes: int  #: bytes per `_bulk` request: memory limit / 24, 1–20 MiB (MEMORY_LIMIT_BYTES or cgroup)
     debug: bool  #: DEBUG=1 for debug logs
+
+    def scorer(self) -> rerank.EmbeddingScorer:
+        """The embedding scorer these settings describe (the model loads at its first use)."""
+        return rerank.EmbeddingScorer(self.rerank_model, self.rerank_batch_size, *self.rerank_threads)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ExcerptSettings:
@@ -73,6 +79,7 @@ class ExcerptSettings:
             themes=themes.load_themes(themes_path),
             rerank_model=model,
             rerank_batch_size=config.env_int("QD_RERANK_BATCH_SIZE", 32, minimum=1, maximum=4096, env=env),
+            rerank_threads=_threads(env),
             run_id=config.env_str("QD_RUN_ID", "manual", env=env),
             gazette_page=config.env_int("QD_EXCERPT_GAZETTE_PAGE", 250, minimum=1, maximum=10_000, env=env),
             search_batch=config.env_int("QD_EXCERPT_SEARCH_BATCH", 250, minimum=1, maximum=10_000, env=env),
@@ -89,6 +96,12 @@ class ExcerptSettings:
         return StageOptions(gazette_index=self.search.index, run_id=self.run_id, gazette_page=self.gazette_page,
                             search_batch=self.search_batch, search_page=self.search_page, id_batch=self.id_batch,
                             max_attempts=self.max_attempts, retry_terminal=self.retry_terminal)
+
+
+def _threads(env: Mapping[str, str] | None) -> tuple[int, str]:
+    """Read at start-up, so a bad QD_RERANK_THREADS stops the process before any connection."""
+    threads, source = rerank.rerank_threads(env)
+    return threads or 0, source
 
 
 def _connect(settings: ExcerptSettings) -> psycopg2.extensions.connection:
@@ -115,7 +128,7 @@ def run_excerpts(settings: ExcerptSettings, low: int, high: int, logger: logging
     try:
         db.migrate(conn)
         client = search or make_client(settings.search)
-        scorer = scorer or rerank.EmbeddingScorer(settings.rerank_model, settings.rerank_batch_size)
+        scorer = scorer or settings.scorer()
         stage = ExcerptStage(conn, client, _writer(settings, client, logger), settings.themes, scorer,
                              settings.options(), logger)
         return stage.run(low, high)
@@ -127,7 +140,7 @@ def run_rerank_repair(settings: ExcerptSettings, logger: logging.Logger, *, sear
                       scorer: rerank.Scorer | None = None) -> dict[str, int]:
     """Upstream's `embedding_rerank` pipeline: score every unscored excerpt; return scored counts per index."""
     client = search or make_client(settings.search)
-    scorer = scorer or rerank.EmbeddingScorer(settings.rerank_model, settings.rerank_batch_size)
+    scorer = scorer or settings.scorer()
     writer = TrackedWriter(_writer(settings, client, logger), client)
     scored: dict[str, int] = {}
     failed = 0

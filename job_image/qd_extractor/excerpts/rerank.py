@@ -127,11 +127,12 @@ class EmbeddingScorer:
     `threads`: None reads QD_RERANK_THREADS / the cgroup (`rerank_threads`), 0 keeps torch's default.
     """
 
-    def __init__(self, model_path: str, batch_size: int = 32, threads: int | None = None) -> None:
+    def __init__(self, model_path: str, batch_size: int = 32, threads: int | None = None,
+                 threads_source: str = "argument") -> None:
         self.model_path = model_path
         self.batch_size = batch_size
         self.threads, self.threads_source = (rerank_threads() if threads is None
-                                             else (threads or None, "argument"))
+                                             else (threads or None, threads_source))
         self._titles: dict[tuple[str, ...], Any] = {}
         self._threads_applied = False
 

@@ -43,15 +43,18 @@ def test_overrides(tmp_path: Path) -> None:
     themes_file.write_text(shipped_path().read_text(encoding="utf-8"), encoding="utf-8")
     s = ExcerptSettings.from_env(_env(tmp_path, QD_RERANK_MODEL=str(other), QD_RERANK_BATCH_SIZE="8",
                                       QD_THEMES_CONFIG=str(themes_file), QD_RUN_ID="run-7",
-                                      QD_EXCERPT_SEARCH_BATCH="100", QD_RETRY_TERMINAL="true"))
+                                      QD_EXCERPT_SEARCH_BATCH="100", QD_RETRY_TERMINAL="true",
+                                      QD_RERANK_THREADS="3"))
     assert (s.rerank_model, s.rerank_batch_size, s.themes_path, s.run_id) == (str(other), 8, themes_file, "run-7")
     assert s.search_batch == 100 and s.retry_terminal
+    assert s.rerank_threads == (3, "QD_RERANK_THREADS")
 
 
 @pytest.mark.parametrize(("name", "value", "needle"), [
     ("QD_RERANK_BATCH_SIZE", "0", "QD_RERANK_BATCH_SIZE=0 is below"),
     ("QD_EXCERPT_SEARCH_BATCH", "lots", "QD_EXCERPT_SEARCH_BATCH='lots' is not an integer"),
     ("QD_RERANK_MODEL", "/nowhere/model", "QD_RERANK_MODEL=/nowhere/model"),
+    ("QD_RERANK_THREADS", "many", "QD_RERANK_THREADS='many' is not an integer"),  # at start-up, not at first use
     ("OPENSEARCH_INDEX", "", "OPENSEARCH_INDEX is required"),
 ])
 def test_errors_name_the_variable(tmp_path: Path, name: str, value: str, needle: str) -> None:
