@@ -8,7 +8,6 @@ the gazettes in flight put back to pending, so nothing is lost and no attempt is
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import logging
 from collections.abc import Iterator
@@ -26,22 +25,15 @@ from qd_extractor.extract import Extractor, Prepared
 from qd_extractor.pipeline import Failure, Handoff, Outcome, Pipeline
 from qd_extractor.search.bulk import BulkWriter, ItemResult
 from qd_extractor.settings import ExtractorSettings
+from qd_extractor.summary import RangeSummary
 
 
 @dataclasses.dataclass
-class Summary:
-    """What a range run did (logged as `range_summary`, and the basis of the exit code)."""
+class Summary(RangeSummary):
+    """What an extract range run did (logged as `range_summary`, and the basis of the exit code)."""
 
-    low: int
-    high: int
-    seen: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    terminal: int = 0
-    documents: int = 0
     source_bytes: int = 0
     text_bytes: int = 0
-    errors: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
 
 
 class RangeRunner:
@@ -85,10 +77,7 @@ class RangeRunner:
         try:
             self.pipeline.run(self.pages(low, high), lambda ready: self._record(ready, summary))
         finally:
-            logs.event(self.log, logs.RANGE_SUMMARY, "range finished", low=low, high=high, seen=summary.seen,
-                       succeeded=summary.succeeded, failed=summary.failed, terminal=summary.terminal,
-                       documents=summary.documents, source_bytes=summary.source_bytes,
-                       text_bytes=summary.text_bytes, errors=dict(summary.errors))
+            logs.event(self.log, logs.RANGE_SUMMARY, "range finished", **summary.log_fields())
         return summary
 
     def _record(self, ready: Handoff[Outcome], summary: Summary) -> None:
@@ -160,9 +149,7 @@ class RangeRunner:
         terminal = statestore.fail(self.write, gid, Stage.EXTRACT, error, message, attempts=attempts,
                                    max_attempts=self.settings.max_attempts, source_bytes=source_bytes)
         self._recorded(gid)
-        summary.failed += 1
-        summary.terminal += int(terminal)
-        summary.errors[error.value] += 1
+        summary.record_failure(error, terminal)
         logs.event(self.log, logs.GAZETTE_OUTCOME, "Could not process gazette", level=logging.WARNING,
                    gazette_id=gid, state="failed", error_class=error.value, terminal=terminal, error=message)
 

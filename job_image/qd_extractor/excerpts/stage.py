@@ -12,7 +12,6 @@ never fails its batch-mates, and a service outage stops the range with in-flight
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +33,7 @@ from qd_extractor.excerpts.writes import TrackedWriter
 from qd_extractor.search.bulk import BulkWriter, SearchUnavailableError
 from qd_extractor.search.client import ensure_index
 from qd_extractor.search.mappings import excerpt_index_body
+from qd_extractor.summary import RangeSummary
 
 # A run's excerpts cover the gazettes this run extracted (upstream: themes apply to the documents
 # indexed in the same run); without a run id (manual use) every extracted gazette in the range.
@@ -64,20 +64,12 @@ class StageOptions:
 
 
 @dataclasses.dataclass
-class ExcerptSummary:
-    """What a range run did (logged as `range_summary`)."""
+class ExcerptSummary(RangeSummary):
+    """What an excerpts range run did (logged as `range_summary`)."""
 
-    low: int
-    high: int
-    seen: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    terminal: int = 0
-    documents: int = 0
     excerpts: int = 0
     scored: int = 0
     tagged: int = 0
-    errors: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
 
 
 class ExcerptStage:
@@ -112,8 +104,7 @@ class ExcerptStage:
             raise
         finally:
             logs.event(self.log, logs.RANGE_SUMMARY, "excerpts range finished", stage=Stage.EXCERPTS.value,
-                       **{k: v for k, v in dataclasses.asdict(summary).items() if k != "errors"},
-                       errors=dict(summary.errors), analyze_calls=self.analyzer.calls,
+                       **summary.log_fields(), analyze_calls=self.analyzer.calls,
                        themed_searches=self.extractor.searches, themed_requests=self.extractor.requests)
         return summary
 
@@ -234,9 +225,7 @@ class ExcerptStage:
         terminal = statestore.fail(self.conn, gid, Stage.EXCERPTS, error, message, attempts=attempt,
                                    max_attempts=self.options.max_attempts)
         del self._claimed[gid]
-        summary.failed += 1
-        summary.terminal += int(terminal)
-        summary.errors[error.value] += 1
+        summary.record_failure(error, terminal)
         logs.event(self.log, logs.GAZETTE_OUTCOME, "Could not extract excerpts", level=logging.WARNING,
                    gazette_id=gid, stage=Stage.EXCERPTS.value, state="failed", error_class=error.value,
                    terminal=terminal, error=message)
