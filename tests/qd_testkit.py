@@ -7,6 +7,7 @@ loads first (the configuration lives in pyproject.toml, next to tests/).
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -85,3 +86,18 @@ def seed_gazettes(conn: Any, count: int, territory: str = "2704302") -> list[int
                 (dt.date(2024, 1, 1) + dt.timedelta(days=i), f"g{i}", f"{territory}/2024/g{i}.pdf", territory))
             ids.append(cur.fetchone()[0])
     return ids
+
+
+class ListHandler(logging.Handler):
+    """Keeps every log record, so a test can assert on the JSON log events a component emitted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def events(self, event_type: str) -> list[logging.LogRecord]:
+        """The records of one event (the `event_type` field of our JSON log lines)."""
+        return [r for r in self.records if getattr(r, "event_type", None) == event_type]

@@ -7,7 +7,6 @@ well over half a second to analyse (three term-vector fields), while a 1 KB docu
 from __future__ import annotations
 
 import logging
-import os
 import random
 import uuid
 from collections.abc import Iterator
@@ -17,27 +16,10 @@ import pytest
 from opensearchpy import OpenSearch
 
 from qd_extractor import logs
-from qd_extractor.search import BulkWriter, SearchSettings, ensure_index, gazette_index_body, make_client
+from qd_extractor.search import BulkWriter, ensure_index, gazette_index_body
+from qd_testkit import ListHandler
 
 pytestmark = pytest.mark.integration
-
-
-class ListHandler(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def events(self, event_type: str) -> list[logging.LogRecord]:
-        return [r for r in self.records if getattr(r, "event_type", None) == event_type]
-
-
-@pytest.fixture()
-def client(opensearch_url: str) -> OpenSearch:
-    return make_client(SearchSettings(host=opensearch_url, index="unused", user=os.environ.get("OPENSEARCH_USER"),
-                                      password=os.environ.get("OPENSEARCH_PASSWORD")))
 
 
 @pytest.fixture()

@@ -20,6 +20,7 @@ from opensearchpy.connection import Connection
 
 from qd_extractor import logs
 from qd_extractor.search import BulkWriter, SearchUnavailableError
+from qd_testkit import ListHandler
 
 REQUESTS: list[tuple[dict[str, Any], bytes]] = []
 
@@ -37,15 +38,6 @@ class CountingConnection(Connection):
         items = [{op: {"_id": meta["_id"], "status": 201 if op == "index" else 200}}
                  for action in lines[::2] for op, meta in action.items()]
         return 200, {"content-type": "application/json"}, json.dumps({"errors": False, "items": items})
-
-
-class ListHandler(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
 
 
 @pytest.fixture()
