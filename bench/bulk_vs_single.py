@@ -86,12 +86,7 @@ def make_documents(m: int, seed: int, min_kb: float, max_kb: float) -> list[tupl
         day = dt.date(2023, 1, 1) + dt.timedelta(days=rng.randrange(730))
         checksum = hashlib.md5(f"{seed}:{i}".encode(), usedforsecurity=False).hexdigest()
         key = f"{town.id}/{day.isoformat()}/{hashlib.sha1(checksum.encode(), usedforsecurity=False).hexdigest()}.pdf"
-        scraped = dt.datetime(2024, 5, 1, 12, 0, 0) + dt.timedelta(seconds=i)
-        row = {"id": i + 1, "date": day, "edition_number": str(1000 + i), "is_extra_edition": i % 7 == 0,
-               "power": "executive", "file_checksum": checksum, "file_path": key,
-               "file_url": f"https://diariooficial.example.gov.br/{i}.pdf", "scraped_at": scraped,
-               "created_at": scraped, "territory_id": town.id, "processed": False, "territory_name": town.name,
-               "state_code": town.state_code}
+        row = bc.upstream_row(i, town, day, checksum, key)
         doc = docs.gazette_document(row, url=f"data.queridodiario.ok.org.br/{key}",
                                     file_raw_txt=f"data.queridodiario.ok.org.br/{key[:-4]}.txt", text=text)
         out.append((checksum, doc))
@@ -200,9 +195,7 @@ def plot(payload: dict[str, Any], path: Path) -> None:
     ax.set_title(f"Indexing {payload['docs']} gazette documents "
                  f"({payload['doc_bytes']['mean'] / 1024:.0f} KB mean): {payload['speedup']:.1f}× faster in bulk")
     ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    bc.save_figure(fig, path)
 
 
 def main() -> int:

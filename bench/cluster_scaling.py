@@ -223,8 +223,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     ax2.set(xlabel="run", ylabel="pod cgroup peak (MiB)", xticks=range(1, len(results) + 1),
             xticklabels=[f"p={r['parallelism']}" for r in results], title="Per-pod peak memory vs limit (red)")
     ax2.set_ylim(bottom=0)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    common.save_figure(fig, path)
 
 
 def main() -> int:

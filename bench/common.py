@@ -438,3 +438,23 @@ def write_result(name: str, payload: Mapping[str, Any]) -> Path:
 
 def mib(kib: float) -> float:
     return round(kib / 1024, 1)
+
+
+# --- shared fixtures and output -----------------------------------------------------------------------
+
+def upstream_row(i: int, town: Any, day: dt.date, checksum: str, key: str) -> dict[str, Any]:
+    """The i-th (0-based) gazette as upstream's selection yields it: its `gazettes` columns joined
+    with its territory's name and state (what the extractor and the replay of upstream both read)."""
+    scraped = dt.datetime(2024, 5, 1, 12, 0, 0) + dt.timedelta(seconds=i)
+    return {"id": i + 1, "date": day, "edition_number": str(1000 + i), "is_extra_edition": i % 7 == 0,
+            "power": "executive", "file_checksum": checksum, "file_path": key,
+            "file_url": f"https://diariooficial.example.gov.br/{i}.pdf", "scraped_at": scraped,
+            "created_at": scraped, "territory_id": town.id, "processed": False, "territory_name": town.name,
+            "state_code": town.state_code}
+
+
+def save_figure(fig: Any, path: Path, **savefig: Any) -> None:
+    """Lay out and write a matplotlib figure (the directory made if missing) at the docs' resolution."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, **savefig)

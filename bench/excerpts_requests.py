@@ -205,12 +205,7 @@ def make_gazettes(n: int, seed: int, min_kb: float, max_kb: float, match_share: 
         day = dt.date(2023, 1, 1) + dt.timedelta(days=rng.randrange(730))
         checksum = hashlib.md5(f"{seed}:{i}".encode(), usedforsecurity=False).hexdigest()
         path = f"{town.id}/{day.isoformat()}/{checksum}.pdf"
-        scraped = dt.datetime(2024, 5, 1, 12, 0, 0) + dt.timedelta(seconds=i)
-        row = {"id": i + 1, "date": day, "edition_number": str(1000 + i), "is_extra_edition": i % 7 == 0,
-               "power": "executive", "file_checksum": checksum, "file_path": path,
-               "file_url": f"https://diariooficial.example.gov.br/{i}.pdf", "scraped_at": scraped,
-               "created_at": scraped, "territory_id": town.id, "processed": False, "territory_name": town.name,
-               "state_code": town.state_code}
+        row = bc.upstream_row(i, town, day, checksum, path)
         gazettes.append({"row": row, "doc_id": checksum, "text": "\n".join(lines), "passages": passages})
     return towns, gazettes
 

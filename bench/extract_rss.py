@@ -202,9 +202,7 @@ def plot(results: list[dict[str, Any]], limit: int, path: Path) -> None:
     right.set_ylabel("extractor RSS (MiB)")
     right.set_title("RSS polled every 50 ms (short spikes can fall between polls)")
     right.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    bc.save_figure(fig, path)
 
 
 def main() -> int:

@@ -199,9 +199,7 @@ def plot(payload: dict[str, Any], path: Path) -> None:
     ax.set_xlabel(f"seconds for {payload['n']} gazettes (ratio {payload['ratio']:.2f}×)")
     ax.set_title("Extract stage vs Tika-only loop: where the time goes")
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    bc.save_figure(fig, path, bbox_inches="tight")
 
 
 def main() -> int:

@@ -265,9 +265,7 @@ def plot(payload: dict[str, Any], path: Path) -> None:
     ax.set_title(f"Rerank of {payload['n']} excerpts ({payload['chars']['min']}–{payload['chars']['max']} chars), "
                  f"{payload['model_name']}; labels: rate, torch threads", fontsize=9)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    bc.save_figure(fig, path)
 
 
 def main() -> int:
