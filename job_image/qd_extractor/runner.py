@@ -113,12 +113,16 @@ class RangeRunner:
                 done.append(result)
                 if not outstanding:
                     settled.append((prepared, done))
-        ok = [p for p, done in settled if all(r.ok for r in done)]
-        self._succeeded(ok, summary)
+        ok: list[Prepared] = []
+        refused: list[tuple[Prepared, list[ItemResult]]] = []
         for prepared, done in settled:
-            if all(r.ok for r in done):
-                continue
             failed = [r for r in done if not r.ok]
+            if failed:
+                refused.append((prepared, failed))
+            else:
+                ok.append(prepared)
+        self._succeeded(ok, summary)
+        for prepared, failed in refused:
             rejected = all(r.status is not None and 400 <= r.status < 500 and r.status != 429 for r in failed)
             detail = "; ".join(f"{r.doc_id}: HTTP {r.status} {r.error}" for r in failed[:3])
             self._failed(int(prepared.row["id"]), ErrorClass.REJECTED if rejected else ErrorClass.SEARCH,
