@@ -81,3 +81,23 @@ def env_bool(name: str, default: bool, *, env: Mapping[str, str] | None = None) 
     if lowered in _FALSE:
         return False
     raise ConfigError(f"{name}={value!r} is not a boolean (use true or false)")
+
+
+def env_upstream_flag(name: str, default: bool, *, on: str, off: str,
+                      env: Mapping[str, str] | None = None) -> bool:
+    """An upstream on/off variable, read with upstream's own spelling of "on".
+
+    Upstream treats only `on` (case-insensitive) as true and every other value as false, so a
+    deployment with, say, `USE_RELATIVE_FILE_PATHS=1` gets absolute URLs there. Rather than guess,
+    any value other than `on` or `off` stops at start-up, naming the variable.
+    """
+    value = _raw(env, name)
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered == on.lower():
+        return True
+    if lowered == off.lower():
+        return False
+    raise ConfigError(f"{name}={value!r}: upstream reads only {on!r} as on and anything else as off; "
+                      f"set {on!r} or {off!r}")

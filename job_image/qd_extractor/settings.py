@@ -73,7 +73,7 @@ class ExtractorSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> ExtractorSettings:
         import tempfile
 
-        relative = config.env_bool("USE_RELATIVE_FILE_PATHS", False, env=env)
+        relative = config.env_upstream_flag("USE_RELATIVE_FILE_PATHS", False, on="true", off="false", env=env)
         files_endpoint = config.env_opt("QUERIDO_DIARIO_FILES_ENDPOINT", env=env)
         if not relative and files_endpoint is None:
             raise config.ConfigError("QUERIDO_DIARIO_FILES_ENDPOINT is required unless USE_RELATIVE_FILE_PATHS=true")
@@ -116,5 +116,5 @@ class ExtractorSettings:
             budget_source=source,
             work_dir=Path(config.env_str("QD_WORK_DIR", tempfile.gettempdir(), env=env)),
             run_id=config.env_str("QD_RUN_ID", "manual", env=env),
-            debug=config.env_bool("DEBUG", False, env=env),
+            debug=config.env_upstream_flag("DEBUG", False, on="1", off="0", env=env),
         )

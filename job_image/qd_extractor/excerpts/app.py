@@ -89,7 +89,7 @@ class ExcerptSettings:
             max_attempts=config.env_int("QD_MAX_ATTEMPTS", 5, minimum=1, env=env),
             retry_terminal=config.env_bool("QD_RETRY_TERMINAL", False, env=env),
             bulk_bytes=memory.Budget.from_limit(limit).bulk_bytes,
-            debug=config.env_bool("DEBUG", False, env=env),
+            debug=config.env_upstream_flag("DEBUG", False, on="1", off="0", env=env),
         )
 
     def options(self) -> StageOptions:
