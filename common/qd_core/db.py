@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg2
 import psycopg2.extensions
+import tenacity
 
 from qd_core import config
 
@@ -52,6 +53,20 @@ class DatabaseSettings:
         conn: psycopg2.extensions.connection = psycopg2.connect(
             host=self.host, port=self.port, dbname=self.dbname, user=self.user, password=self.password,
             connect_timeout=self.connect_timeout, application_name=application_name, **extra)
+        return conn
+
+    def connect_with_retries(self, application_name: str = "qd", *,
+                             attempts: int = 6) -> psycopg2.extensions.connection:
+        """Connect, retrying with exponential backoff and jitter (1 s up to 20 s): it may be restarting.
+
+        Errors after connecting are not retried here: they end the range (exit 3) with the claimed
+        gazettes released, and the Job's retry resumes from what is recorded.
+        """
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(psycopg2.OperationalError),
+            stop=tenacity.stop_after_attempt(attempts), wait=tenacity.wait_exponential_jitter(initial=1, max=20),
+            reraise=True)
+        conn: psycopg2.extensions.connection = retrying(self.connect, application_name)
         return conn
 
 

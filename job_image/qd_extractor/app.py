@@ -8,7 +8,6 @@ from typing import Any
 
 import psycopg2
 import psycopg2.extensions
-import tenacity
 
 from qd_core import db
 from qd_extractor import logs, storage, tika
@@ -30,12 +29,7 @@ def load_settings() -> ExtractorSettings:
 
 
 def connect(settings: ExtractorSettings, name: str) -> psycopg2.extensions.connection:
-    """Connect with retries (exponential backoff with jitter): the database may be restarting."""
-    retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception_type(psycopg2.OperationalError),
-        stop=tenacity.stop_after_attempt(6), wait=tenacity.wait_exponential_jitter(initial=1, max=20), reraise=True)
-    conn: psycopg2.extensions.connection = retrying(settings.database.connect, name)
-    return conn
+    return settings.database.connect_with_retries(name)
 
 
 def migrate(settings: ExtractorSettings) -> list[str]:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import psycopg2
 import psycopg2.extensions
-import tenacity
 from opensearchpy import OpenSearch
 
 from qd_core import config, db
@@ -104,15 +103,6 @@ def _threads(env: Mapping[str, str] | None) -> tuple[int, str]:
     return threads or 0, source
 
 
-def _connect(settings: ExcerptSettings) -> psycopg2.extensions.connection:
-    """Connect with retries (exponential backoff with jitter): the database may be restarting."""
-    retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception_type(psycopg2.OperationalError),
-        stop=tenacity.stop_after_attempt(6), wait=tenacity.wait_exponential_jitter(initial=1, max=20), reraise=True)
-    conn: psycopg2.extensions.connection = retrying(settings.database.connect, "qd-excerpts")
-    return conn
-
-
 def _writer(settings: ExcerptSettings, client: OpenSearch, logger: logging.Logger) -> BulkWriter:
     return BulkWriter(client, max_bytes=settings.bulk_bytes, max_docs=BULK_MAX_DOCS, max_retries=5,
                       backoff_base_s=1.0, logger=logger)
@@ -124,7 +114,7 @@ def run_excerpts(settings: ExcerptSettings, low: int, high: int, logger: logging
     logs.event(logger, "startup", "excerpts stage starting", low=low, high=high, run_id=settings.run_id,
                themes=[t.index for t in settings.themes], themes_config=str(settings.themes_path),
                rerank_model=settings.rerank_model)
-    conn = _connect(settings)
+    conn = settings.database.connect_with_retries("qd-excerpts")
     try:
         db.migrate(conn)
         client = search or make_client(settings.search)
