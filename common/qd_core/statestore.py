@@ -151,6 +151,15 @@ def fail(conn: psycopg2.extensions.connection, gazette_id: int, stage: Stage, er
     return terminal
 
 
+def skip(conn: psycopg2.extensions.connection, gazette_id: int, stage: Stage, reason: str) -> None:
+    """The stage had nothing to do for this gazette (e.g. no indexed document to search): done, no error."""
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "UPDATE qd_gazette_state SET state = 'skipped', finished_at = now(), updated_at = now(),"
+            " error_class = NULL, error_message = %s, terminal = FALSE WHERE gazette_id = %s AND stage = %s",
+            (reason[:2000], gazette_id, stage.value))
+
+
 def release(conn: psycopg2.extensions.connection, gazette_id: int, stage: Stage) -> None:
     """Put a gazette interrupted by shutdown or an outage back to pending, without burning an attempt."""
     with conn, conn.cursor() as cur:

@@ -42,7 +42,7 @@ SELECT e.gazette_id FROM qd_gazette_state e
 WHERE e.stage = 'extract' AND e.state = 'succeeded' AND e.gazette_id BETWEEN %(low)s AND %(high)s{keyset}
   AND (%(run)s = 'manual' OR e.run_id = %(run)s)
   AND NOT EXISTS (SELECT 1 FROM qd_gazette_state x WHERE x.gazette_id = e.gazette_id AND x.stage = 'excerpts'
-    AND x.finished_at >= e.finished_at AND (x.state = 'succeeded' OR (x.terminal AND NOT %(retry)s)))
+    AND x.finished_at >= e.finished_at AND (x.state IN ('succeeded', 'skipped') OR (x.terminal AND NOT %(retry)s)))
 ORDER BY e.gazette_id DESC LIMIT %(limit)s
 """
 _DOCUMENTS = ("SELECT gazette_id, doc_id FROM qd_gazette_documents WHERE gazette_id = ANY(%s)"
@@ -67,6 +67,7 @@ class StageOptions:
 class ExcerptSummary(RangeSummary):
     """What an excerpts range run did (logged as `range_summary`)."""
 
+    skipped: int = 0  #: extracted gazettes with no indexed document
     excerpts: int = 0
     scored: int = 0
     tagged: int = 0
@@ -151,7 +152,10 @@ class ExcerptStage:
             for batch in fetch.batched(live, self.options.search_batch):
                 self._batch(theme, list(batch), failures, summary)
         for gid in gids:
-            self._settle(gid, [failures[d] for d in docs[gid] if d in failures], summary)
+            if docs[gid]:
+                self._settle(gid, [failures[d] for d in docs[gid] if d in failures], summary)
+            else:
+                self._skip(gid, summary)
 
     def _batch(self, theme: Theme, batch: list[str], failures: Failures,
                summary: ExcerptSummary) -> None:
@@ -211,6 +215,15 @@ class ExcerptStage:
             failures.setdefault(doc_of_excerpt(excerpt), (
                 ErrorClass.REJECTED if refused else ErrorClass.SEARCH,
                 f"excerpt {excerpt} refused: HTTP {result.status} {result.error}"))
+
+    def _skip(self, gid: int, summary: ExcerptSummary) -> None:
+        """An extraction that indexed nothing (an association text without segments) has no excerpts."""
+        reason = "no indexed document: the extraction produced none"
+        statestore.skip(self.conn, gid, Stage.EXCERPTS, reason)
+        del self._claimed[gid]
+        summary.skipped += 1
+        logs.event(self.log, logs.GAZETTE_OUTCOME, "gazette has nothing to excerpt", gazette_id=gid,
+                   stage=Stage.EXCERPTS.value, state="skipped", reason=reason)
 
     def _settle(self, gid: int, problems: list[tuple[ErrorClass, str]], summary: ExcerptSummary) -> None:
         attempt = self._claimed[gid]

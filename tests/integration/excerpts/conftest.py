@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from excerpts_world import World
 from opensearchpy import OpenSearch
 
 from qd_devtools.upstream_excerpts import WireRecorder, run_upstream
-from qd_extractor.search import SearchSettings, make_client
+from qd_extractor.search import SearchSettings, ensure_index, gazette_index_body, make_client
 
 
 @pytest.fixture()
@@ -61,3 +62,20 @@ def write_themes(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
         return path
 
     return write
+
+
+@pytest.fixture()
+def world(client: OpenSearch, conn: Any, schema: str, names: Callable[[str], str], model_path: str,
+          monkeypatch: pytest.MonkeyPatch) -> World:
+    monkeypatch.setenv("PGOPTIONS", f"-c search_path={schema}")  # the stage's own connection uses the test schema
+    gazette_index = names("gz")
+    ensure_index(client, gazette_index, gazette_index_body())
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO territories VALUES ('3550308', 'São Paulo', 'SP', 'São Paulo'),"
+                    " ('2700000', 'Associação dos Municípios Alagoanos', 'AL', 'Alagoas'),"
+                    " ('2704302', 'Maceió', 'AL', 'Alagoas'), ('2700300', 'Arapiraca', 'AL', 'Alagoas')")
+    env = {k: os.environ[k] for k in ("OPENSEARCH_HOST", "OPENSEARCH_USER", "OPENSEARCH_PASSWORD", "POSTGRES_HOST",
+                                      "POSTGRES_PORT", "POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD")}
+    env.update(OPENSEARCH_INDEX=gazette_index, QD_RERANK_MODEL=model_path, QD_RUN_ID="test-run",
+               MEMORY_LIMIT_BYTES=str(512 * 1024**2))
+    return World(client, conn, gazette_index, env)
