@@ -17,8 +17,11 @@ from opensearchpy import OpenSearch
 from opensearchpy.exceptions import RequestError
 
 from qd_extractor import logs
+from qd_extractor.search import mapping_check
 
 _log = logging.getLogger("qd_extractor.search")
+#: Log event: an existing index is mapped otherwise than we would create it (it is still used).
+MAPPING_MISMATCH = "index_mapping_mismatch"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,10 +53,16 @@ def make_client(settings: SearchSettings) -> OpenSearch:
 def ensure_index(client: OpenSearch, name: str, body: Mapping[str, Any]) -> bool:
     """Create `name` with `body` only if it is missing; return whether this call created it.
 
-    Like upstream, an existing index is left alone (mapping changes need a reindex). Several Jobs may
-    start at once, so losing the creation race (`resource_already_exists_exception`) is not an error.
+    Like upstream, an existing index is left alone (mapping changes need a reindex), but a mapping
+    that differs from `body` is logged at ERROR, field by field. Several Jobs may start at once, so
+    losing the creation race (`resource_already_exists_exception`) is not an error.
     """
     if client.indices.exists(index=name):
+        problems = mapping_check.index_differences(client.indices.get_mapping(index=name), name, body)
+        if problems:
+            logs.event(_log, MAPPING_MISMATCH, f"index {name} is not mapped as upstream creates it; it is used as is,"
+                       " but documents or theme searches may fail (reindex into a new index to fix)",
+                       level=logging.ERROR, index_name=name, problems=problems[:20])
         return False
     start = time.monotonic()
     try:
