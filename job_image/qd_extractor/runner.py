@@ -166,9 +166,10 @@ def _is_infrastructure(err: BaseException) -> bool:
     """Errors that mean a service is down for everyone: stop the range rather than fail gazettes."""
     from qd_extractor import tika
     from qd_extractor.search.bulk import SearchUnavailableError
+    from qd_extractor.storage import StorageUnavailableError
 
     return isinstance(err, psycopg2.OperationalError | psycopg2.InterfaceError | tika.TikaUnavailableError
-                      | SearchUnavailableError)
+                      | SearchUnavailableError | StorageUnavailableError)
 
 
 def _classify(err: Exception) -> ErrorClass:
