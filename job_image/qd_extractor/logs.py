@@ -3,7 +3,7 @@
 Upstream's log tooling (scripts/analyze_logs.py, Loki queries) reads one JSON object per line with
 `timestamp`, `level`, `logger`, `message` and extras, and greps `event_type` for `tika_request`,
 `tika_response`, `tika_error`, `opensearch_operation` and `opensearch_error`. We keep those and add
-our own events (`gazette_outcome`, `stage_timing`, `range_summary`, …) the same way.
+our own events (`gazette_outcome`, `range_summary`, …) the same way.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ OPENSEARCH_OPERATION = "opensearch_operation"
 OPENSEARCH_ERROR = "opensearch_error"
 # Ours.
 GAZETTE_OUTCOME = "gazette_outcome"
-STAGE_TIMING = "stage_timing"
 RANGE_SUMMARY = "range_summary"
 CIRCUIT = "circuit_breaker"
 

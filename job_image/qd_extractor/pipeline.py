@@ -116,6 +116,8 @@ class Failure:
     error: ErrorClass
     message: str
     source_bytes: int | None = None
+    #: The phases it went through, as for a success (`prepare_ms` includes the phase that failed).
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 #: What reaches the index thread: a gazette ready to index, or one to record as failed.
@@ -209,8 +211,8 @@ class Pipeline:
                 with self._lock:  # registered first: a claim interrupted half-way is still released
                     self._unrecorded.update(ids)
                 self.attempts.update(statestore.claim_many(self.claim_conn, ids, Stage.EXTRACT, self.run_id))
-                for row in chunk:
-                    self._put(self.fetched, self._guard(row, functools.partial(self.extractor.fetch, row)))
+                for row in chunk:  # a failed fetch's timings go in a fresh dict (a Fetched has its own)
+                    self._put(self.fetched, self._guard(row, {}, "fetch", functools.partial(self.extractor.fetch, row)))
         self.fetched.close()
 
     @staticmethod
@@ -227,7 +229,7 @@ class Pipeline:
         while (item := self.fetched.get()) is not None:
             if isinstance(item, Fetched):
                 try:
-                    result = self._guard(item.row, functools.partial(self._timed, item, "text", self.extractor.text))
+                    result = self._guard(item.row, item.timings, "text", functools.partial(self.extractor.text, item))
                 except BaseException:  # SIGTERM or Tika gone for good: this gazette's files go too
                     item.cleanup()
                     raise
@@ -245,34 +247,33 @@ class Pipeline:
             if isinstance(item, Fetched):
                 fetched = item
                 try:
-                    out = self._guard(item.row, functools.partial(self._timed, item, "finish", self.extractor.finish))
+                    out = self._guard(item.row, item.timings, "finish", functools.partial(self.extractor.finish, item))
                 finally:
                     item.cleanup()
                 if isinstance(out, Prepared):
-                    t = out.timings
-                    t["prepare_ms"] = t.pop("fetch_ms", 0) + t.get("text_ms", 0) + t.pop("finish_ms", 0)
+                    t = out.timings = fold_phases(out.timings)
                     t["queued_ms"] = (time.monotonic() - fetched.started) * 1000 - t["prepare_ms"]
                 self.ready.put(out)
             else:
                 self.ready.put(item)
         self.ready.close()
 
-    def _timed(self, fetched: Fetched, phase: str, work: Callable[[Fetched], T]) -> T:
+    def _guard(self, row: Mapping[str, Any], timings: dict[str, float], phase: str,
+               work: Callable[[], T]) -> T | Failure:
+        """One phase, timed even if it fails; the gazette's error becomes its Failure, an outage propagates."""
         started = time.monotonic()
-        result = work(fetched)
-        fetched.timings[f"{phase}_ms"] = (time.monotonic() - started) * 1000
-        return result
-
-    def _guard(self, row: Mapping[str, Any], work: Callable[[], T]) -> T | Failure:
-        """One gazette's error becomes its Failure; a service down for everyone propagates."""
         try:
             return work()
         except GazetteError as err:
-            return Failure(row, err.error, str(err), err.source_bytes)
+            failure = Failure(row, err.error, str(err), err.source_bytes)
         except Exception as err:
             if self.is_infrastructure(err):
                 raise
-            return Failure(row, self.classify(err), f"{type(err).__name__}: {err}")
+            failure = Failure(row, self.classify(err), f"{type(err).__name__}: {err}")
+        finally:
+            timings[f"{phase}_ms"] = (time.monotonic() - started) * 1000
+        failure.timings = fold_phases(timings)
+        return failure
 
     # -- stopping --------------------------------------------------------------------------------
 
@@ -292,6 +293,13 @@ class Pipeline:
                            extra={"event_type": "shutdown"})
             return
         statestore.release_many(conn, left, Stage.EXTRACT)
+
+
+def fold_phases(timings: dict[str, float]) -> dict[str, float]:
+    """Timings as logged: the fetch, text and finish stages summed as `prepare_ms` (download, text, upload kept)."""
+    t = dict(timings)
+    t["prepare_ms"] = t.pop("fetch_ms", 0.0) + t.get("text_ms", 0.0) + t.pop("finish_ms", 0.0)
+    return t
 
 
 def _chunks(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:

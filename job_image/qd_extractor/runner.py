@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg2
@@ -25,15 +26,25 @@ from qd_extractor.extract import Extractor, Prepared
 from qd_extractor.pipeline import Failure, Handoff, Outcome, Pipeline
 from qd_extractor.search.bulk import BulkWriter, ItemResult
 from qd_extractor.settings import ExtractorSettings
-from qd_extractor.summary import RangeSummary
+from qd_extractor.summary import RangeSummary, Timings, rounded_ms
+
+#: The phases every `range_summary` reports, even when no gazette went through them.
+PHASES = ("download_ms", "text_ms", "upload_ms", "prepare_ms", "queued_ms", "bulk_ms")
 
 
 @dataclasses.dataclass
 class Summary(RangeSummary):
-    """What an extract range run did (logged as `range_summary`, and the basis of the exit code)."""
+    """What an extract range run did (logged as `range_summary`, and the basis of the exit code).
+
+    `timings_ms` sums each phase over every gazette recorded (succeeded or failed), plus `bulk_ms`:
+    the index thread's time in the bulk writer (building requests and waiting for OpenSearch).
+    """
 
     source_bytes: int = 0
     text_bytes: int = 0
+    tika_requests: int = 0  #: HTTP requests to Tika, retries included
+    tika_failures: int = 0  #: extractions Tika refused or could not serve after its retries
+    timings_ms: Timings = dataclasses.field(default_factory=lambda: Timings(PHASES))
 
 
 class RangeRunner:
@@ -77,6 +88,9 @@ class RangeRunner:
         try:
             self.pipeline.run(self.pages(low, high), lambda ready: self._record(ready, summary))
         finally:
+            tika = getattr(self.extractor, "tika", None)  # tests may run a stand-in extractor without one
+            if tika is not None:
+                summary.tika_requests, summary.tika_failures = tika.requests, tika.failures
             logs.event(self.log, logs.RANGE_SUMMARY, "range finished", **summary.log_fields())
         return summary
 
@@ -85,7 +99,8 @@ class RangeRunner:
         while (item := ready.get()) is not None:
             summary.seen += 1
             if isinstance(item, Failure):
-                self._failed(int(item.row["id"]), item.error, item.message, summary, source_bytes=item.source_bytes)
+                self._failed(int(item.row["id"]), item.error, item.message, summary, source_bytes=item.source_bytes,
+                             timings=item.timings)
                 continue
             summary.source_bytes += item.source_bytes
             summary.text_bytes += item.text_bytes
@@ -98,10 +113,19 @@ class RangeRunner:
                 self._by_doc.setdefault(doc.doc_id, []).append(gid)
             sources, item.sources = item.sources, []  # from here on only the writer's NDJSON holds the text
             for doc in item.documents:
-                self._absorb(self.writer.add(self.settings.search_index, doc.doc_id, sources.pop(0)), summary)
+                self._absorb(self._timed_bulk(summary, self.writer.add, self.settings.search_index, doc.doc_id,
+                                              sources.pop(0)), summary)
         if ready.aborted:
             return  # stopping: what was not acknowledged goes back to pending, not to OpenSearch
-        self._absorb(self.writer.flush(), summary)
+        self._absorb(self._timed_bulk(summary, self.writer.flush), summary)
+
+    @staticmethod
+    def _timed_bulk(summary: Summary, call: Callable[..., list[ItemResult]], *args: Any) -> list[ItemResult]:
+        started = time.monotonic()
+        try:
+            return call(*args)
+        finally:
+            summary.timings_ms.add({"bulk_ms": (time.monotonic() - started) * 1000})
 
     def _absorb(self, results: list[ItemResult], summary: Summary) -> None:
         """Settle, in one transaction, the gazettes whose last outstanding document was just acknowledged."""
@@ -127,7 +151,7 @@ class RangeRunner:
             detail = "; ".join(f"{r.doc_id}: HTTP {r.status} {r.error}" for r in failed[:3])
             self._failed(int(prepared.row["id"]), ErrorClass.REJECTED if rejected else ErrorClass.SEARCH,
                          f"OpenSearch refused {len(failed)} document(s): {detail}", summary,
-                         source_bytes=prepared.source_bytes)
+                         source_bytes=prepared.source_bytes, timings=prepared.timings)
         # Forgotten only once recorded: if we are interrupted meanwhile, they are released to pending.
         for prepared, _ in settled:
             self.waiting.pop(int(prepared.row["id"]), None)
@@ -142,20 +166,23 @@ class RangeRunner:
             self._recorded(int(p.row["id"]))
             summary.succeeded += 1
             summary.documents += len(p.documents)
+            summary.timings_ms.add(p.timings)
             logs.event(self.log, logs.GAZETTE_OUTCOME, "gazette processed", gazette_id=p.row["id"],
                        state="succeeded", file_path=p.row["file_path"], documents=len(p.documents),
                        source_bytes=p.source_bytes, text_bytes=p.text_bytes,
-                       timings_ms={k: round(v, 1) for k, v in p.timings.items()})
+                       timings_ms=rounded_ms(p.timings))
 
     def _failed(self, gid: int, error: ErrorClass, message: str, summary: Summary, *,
-                source_bytes: int | None = None) -> None:
+                source_bytes: int | None = None, timings: dict[str, float]) -> None:
         attempts = self.pipeline.attempts.get(gid, 1) if self.pipeline is not None else 1
         terminal = statestore.fail(self.write, gid, Stage.EXTRACT, error, message, attempts=attempts,
                                    max_attempts=self.settings.max_attempts, source_bytes=source_bytes)
         self._recorded(gid)
         summary.record_failure(error, terminal)
+        summary.timings_ms.add(timings)
         logs.event(self.log, logs.GAZETTE_OUTCOME, "Could not process gazette", level=logging.WARNING,
-                   gazette_id=gid, state="failed", error_class=error.value, terminal=terminal, error=message)
+                   gazette_id=gid, state="failed", error_class=error.value, terminal=terminal, error=message,
+                   timings_ms=rounded_ms(timings))
 
     def _recorded(self, gid: int) -> None:
         if self.pipeline is not None:

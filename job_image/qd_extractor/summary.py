@@ -4,9 +4,27 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from qd_core.states import ErrorClass
+
+
+def rounded_ms(timings: Mapping[str, float]) -> dict[str, float]:
+    """Durations as logged: milliseconds to one decimal."""
+    return {phase: round(ms, 1) for phase, ms in timings.items()}
+
+
+class Timings(dict[str, float]):
+    """Milliseconds per phase summed over a range; the phases named at creation are always reported."""
+
+    def __init__(self, phases: Iterable[str] = ()) -> None:
+        super().__init__(dict.fromkeys(phases, 0.0))
+
+    def add(self, timings: Mapping[str, float]) -> None:
+        """Add one gazette's (or one call's) phase durations."""
+        for phase, ms in timings.items():
+            self[phase] = self.get(phase, 0.0) + ms
 
 
 @dataclasses.dataclass
@@ -29,6 +47,9 @@ class RangeSummary:
         self.errors[error.value] += 1
 
     def log_fields(self) -> dict[str, Any]:
-        """The `range_summary` event's fields: every counter, the errors as a plain dict."""
+        """The `range_summary` event's fields: every counter, errors and timings as plain dicts."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "errors"}
+        for name, value in fields.items():
+            if isinstance(value, Timings):
+                fields[name] = rounded_ms(value)
         return {**fields, "errors": dict(self.errors)}
