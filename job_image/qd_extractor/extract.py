@@ -27,6 +27,12 @@ from qd_extractor.segmentation.base import segment_key
 from qd_extractor.segmentation.territories import TerritoryIndex
 from qd_extractor.settings import ExtractorSettings
 
+#: Rounds a gazette gets with Tika: the first request (with its own retries) and one more each time
+#: the circuit closes again. A file that keeps failing while Tika answers /version in between is
+#: suspected of poisoning Tika (upstream: its JVM ran out of memory on one file); it then fails as a
+#: transient `tika` error, so later runs retry it until QD_MAX_ATTEMPTS, and the range goes on.
+TIKA_ROUNDS = 3
+
 
 class GazetteError(Exception):
     """This gazette cannot be processed; `error` says why (and whether it is terminal)."""
@@ -169,16 +175,28 @@ class Extractor:
         return Prepared(row, documents, sources, fetched.size, text_bytes, fetched.timings)
 
     def _tika(self, src: Path, mime: str, txt: Path, size: int) -> None:
-        while True:
+        """Send the file to Tika for at most `TIKA_ROUNDS` rounds, waiting on the circuit after each failure.
+
+        An outage is waited out (or ends the Job via `wait_until_healthy`); a file that keeps failing
+        while Tika is up again between rounds is the file's problem, so it fails alone.
+        """
+        waited = 0.0
+        last = ""
+        for _ in range(TIKA_ROUNDS):
             try:
                 self.tika.extract(src, mime, txt)
                 return
             except tika.TikaRejectedError as err:
                 error = ErrorClass.CORRUPT if err.status in (415, 422) else ErrorClass.TIKA
                 raise GazetteError(error, str(err), source_bytes=size) from None
-            except tika.TikaUnavailableError:
-                # The open circuit: wait for Tika (or give up the whole Job), then retry this gazette.
-                self.tika.wait_until_healthy()
+            except tika.TikaUnavailableError as err:
+                last = str(err)
+            # The open circuit: wait for Tika (TikaUnavailableError after the outage limit ends the Job).
+            waited += self.tika.wait_until_healthy()
+        between = ("while answering /version in between" if waited < 1
+                   else f"and was unavailable for {waited:.0f}s in between")
+        raise GazetteError(ErrorClass.TIKA, f"Tika failed on this file {TIKA_ROUNDS} times {between}: "
+                           f"suspected poison file (last error: {last[:300]})", source_bytes=size)
 
     def _segments(self, row: dict[str, Any], txt: Path, text_bytes: int) -> tuple[list[Document], list[dict[str, Any]]]:
         territory = str(row["territory_id"])
