@@ -78,20 +78,6 @@ class Fetched:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def read_capped(path: Path, max_bytes: int) -> tuple[str, bool]:
-    """The file's text, cut to `max_bytes` on a character boundary; and whether it was cut.
-
-    One bytes buffer and one str live at once (no slicing copies). The file is UTF-8 we wrote
-    ourselves, so a cut multi-byte character at the end is the only thing `ignore` drops.
-    """
-    with path.open("rb") as f:
-        data = f.read(max_bytes)
-        truncated = bool(f.read(1))
-    text = data.decode("utf-8", errors="ignore" if truncated else "replace")
-    del data
-    return text, truncated
-
-
 class Extractor:
     """The stage's per-gazette work, with its collaborators injected (tests pass real ones)."""
 
@@ -165,7 +151,7 @@ class Extractor:
         if segmenters.is_association(str(row["territory_id"])):
             documents, sources = self._segments(row_with_urls, txt, text_bytes)
         else:
-            text, truncated = read_capped(txt, self.settings.budget.max_index_text)
+            text, truncated = docs.read_capped(txt, self.settings.budget.max_index_text)
             source = docs.gazette_document(row, url=row_with_urls["url"],
                                            file_raw_txt=row_with_urls["file_raw_txt"], text=text)
             del text  # the document holds the only reference

@@ -9,6 +9,7 @@ become naive ISO strings ("2020-10-18T12:34:56.123456"), the forms the API parse
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 #: Upstream's gazette document fields, in upstream's order (the 15 selected columns + url + file_raw_txt).
@@ -81,3 +82,17 @@ def cap_text(text: str, max_bytes: int) -> tuple[str, bool]:
     while cut > 0 and (head[cut] & 0xC0) == 0x80:  # head[cut] continues a character: step back to its start
         cut -= 1
     return head[:cut].decode("utf-8", "surrogatepass"), True
+
+
+def read_capped(path: Path, max_bytes: int) -> tuple[str, bool]:
+    """`cap_text` for a UTF-8 file: its text cut to `max_bytes` on a character boundary, and whether it was cut.
+
+    One bytes buffer and one str live at once (no slicing copies). The file is UTF-8 we wrote
+    ourselves, so a cut multi-byte character at the end is the only thing `ignore` drops.
+    """
+    with path.open("rb") as f:
+        data = f.read(max_bytes)
+        truncated = bool(f.read(1))
+    text = data.decode("utf-8", errors="ignore" if truncated else "replace")
+    del data
+    return text, truncated

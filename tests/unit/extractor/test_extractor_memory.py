@@ -65,7 +65,7 @@ def test_explicit_budget_overrides_the_limit() -> None:
 
 
 def test_read_capped_cuts_on_a_character_boundary(tmp_path: Path) -> None:
-    from qd_extractor.extract import read_capped
+    from qd_extractor.search.documents import read_capped
 
     path = tmp_path / "t.txt"
     path.write_text("ação" * 10, encoding="utf-8")  # 6 bytes per word
