@@ -15,7 +15,7 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
-from qd_core import config
+from qd_core import config, states
 from qd_core.states import Stage
 
 
@@ -137,5 +137,5 @@ def from_env(env: Mapping[str, str] | None = None) -> Selection:
         date_from=date("QD_DATE_FROM"),
         date_to=date("QD_DATE_TO"),
         territories=tuple(t.strip() for t in territories.split(",") if t.strip()),
-        retry_terminal=config.env_bool("QD_RETRY_TERMINAL", False, env=env),
+        retry_terminal=states.retry_terminal_from_env(env),
     )

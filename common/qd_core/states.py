@@ -8,6 +8,9 @@ later runs unless a run asks for it, a *transient* one (a service hiccup) is.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
+
+from qd_core import config
 
 
 class Stage(enum.StrEnum):
@@ -56,3 +59,13 @@ TERMINAL: frozenset[ErrorClass] = frozenset({
 def is_terminal(error: ErrorClass) -> bool:
     """True when a later run should not retry this failure unless asked to."""
     return error in TERMINAL
+
+
+def max_attempts_from_env(env: Mapping[str, str] | None = None) -> int:
+    """QD_MAX_ATTEMPTS: transient failures after which a gazette counts as terminal (default 5)."""
+    return config.env_int("QD_MAX_ATTEMPTS", 5, minimum=1, env=env)
+
+
+def retry_terminal_from_env(env: Mapping[str, str] | None = None) -> bool:
+    """QD_RETRY_TERMINAL: also take gazettes whose failure is terminal (default false)."""
+    return config.env_bool("QD_RETRY_TERMINAL", False, env=env)

@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
-from qd_core import config, db, selection
+from qd_core import config, db, selection, states
 from qd_extractor import memory
 
 
@@ -108,7 +108,7 @@ class ExtractorSettings:
             page_size=config.env_int("GAZETTE_QUERY_PAGE_SIZE", 1000, minimum=1, maximum=100_000, env=env),
             fetch_size=config.env_int("QD_FETCH_SIZE", 100, minimum=1, maximum=10_000, env=env),
             max_file_bytes=config.env_int("MAX_GAZETTE_FILE_SIZE_MB", 500, minimum=1, env=env) * 1024 * 1024,
-            max_attempts=config.env_int("QD_MAX_ATTEMPTS", 5, minimum=1, env=env),
+            max_attempts=states.max_attempts_from_env(env),
             bulk_max_docs=config.env_int("QD_BULK_MAX_DOCS", 500, minimum=1, maximum=10_000, env=env),
             bulk_concurrency=config.env_int("QD_BULK_CONCURRENCY", 2, minimum=1, maximum=8, env=env),
             extra_mime_types=frozenset(m.strip() for m in extra.split(",") if m.strip()),

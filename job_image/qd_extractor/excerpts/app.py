@@ -17,7 +17,7 @@ import psycopg2
 import psycopg2.extensions
 from opensearchpy import OpenSearch
 
-from qd_core import config, db
+from qd_core import config, db, states
 from qd_extractor import logs, memory
 from qd_extractor.excerpts import rerank, themes
 from qd_extractor.excerpts.stage import ExcerptStage, ExcerptSummary, StageOptions
@@ -85,8 +85,8 @@ class ExcerptSettings:
             search_page=config.env_int("QD_EXCERPT_SEARCH_PAGE", 50, minimum=1, maximum=1000, env=env),
             id_batch=config.env_int("QD_EXCERPT_ID_BATCH", 250, minimum=1, maximum=10_000, env=env),
             repair_page=config.env_int("QD_RERANK_REPAIR_PAGE", 1000, minimum=1, maximum=10_000, env=env),
-            max_attempts=config.env_int("QD_MAX_ATTEMPTS", 5, minimum=1, env=env),
-            retry_terminal=config.env_bool("QD_RETRY_TERMINAL", False, env=env),
+            max_attempts=states.max_attempts_from_env(env),
+            retry_terminal=states.retry_terminal_from_env(env),
             bulk_bytes=memory.Budget.from_limit(limit).bulk_bytes,
             debug=config.env_upstream_flag("DEBUG", False, on="1", off="0", env=env),
         )
