@@ -75,10 +75,10 @@ def pending_ranges(conn: Connection, run_uid: str, *, per_group: int) -> list[mo
 
 
 def next_wave_numbers(conn: Connection, run_uid: str) -> dict[tuple[Stage, int], int]:
-    """The next unused wave number per stage and tier."""
+    """The next wave number per stage and tier that was never issued (qd_waves keeps every one)."""
     with conn, conn.cursor() as cur:
-        cur.execute("SELECT stage, tier, max(wave) + 1 FROM qd_ranges WHERE run_uid = %s AND wave IS NOT NULL"
-                    " GROUP BY stage, tier", (run_uid,))
+        cur.execute("SELECT stage, tier, max(number) + 1 FROM qd_waves WHERE run_uid = %s GROUP BY stage, tier",
+                    (run_uid,))
         return {(Stage(stage), int(tier)): int(n) for stage, tier, n in cur.fetchall()}
 
 
@@ -101,8 +101,10 @@ class _Conflict(Exception):
 
 
 def _assign(cur: Any, run_uid: str, wave: waves.Wave, job_name: str, ids: list[str]) -> None:
-    cur.execute("SELECT 1 FROM qd_ranges WHERE run_uid = %s AND job_name = %s LIMIT 1", (run_uid, job_name))
-    if cur.fetchone() is not None:
+    # The wave's number and Job name are taken for good, even if its ranges are later re-queued.
+    cur.execute("INSERT INTO qd_waves (run_uid, stage, tier, number, job_name, ranges) VALUES (%s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT DO NOTHING", (run_uid, wave.stage.value, wave.tier, wave.number, job_name, len(ids)))
+    if cur.rowcount != 1:
         raise _Conflict
     cur.execute(
         "UPDATE qd_ranges r SET state = 'running', wave = %(wave)s, job_name = %(job)s, job_index = v.idx,"

@@ -200,6 +200,47 @@ def test_rerun_failed_requeues_at_the_last_tier_and_reopens_the_run(db: Any) -> 
     assert ranges.rerun_failed(db, run.uid) == 0
 
 
+def test_a_rerun_never_reuses_the_name_of_a_finished_job(db: Any) -> None:
+    """Re-queued ranges lose their wave; the next wave must still get a new number, hence a new Job."""
+    run, sel, _ = planned(db, 5, 10)  # one range
+    first, old_name = start(db, run, sel)
+    assert ranges.mark_failed(db, run.uid, E, "r0000", "ExitCode3: down")
+    assert ranges.rerun_failed(db, run.uid) == 1
+    second, new_name = start(db, run, sel)
+    assert (first.number, second.number) == (0, 1) and new_name != old_name
+    assert ranges.job_ranges(db, run.uid, old_name) == []  # the old Job's pods no longer speak for r0000
+    assert [r.range_id for r in ranges.job_ranges(db, run.uid, new_name)] == ["r0000"]
+    assert scalar(db, "SELECT count(*) FROM qd_waves WHERE run_uid = %s", (run.uid,)) == 2
+
+
+def test_a_tier_emptied_by_promotion_gets_a_new_wave_number(db: Any) -> None:
+    run, sel, _ = planned(db, 20, 10)  # r0000, r0001
+
+    def launch() -> dict[str, tuple[int, int, str]]:
+        """Start every wave there is room for: range id -> (tier, wave number, Job name)."""
+        chosen = waves.choose(ranges.pending_ranges(db, run.uid, per_group=sel.wave_size), free=4,
+                              wave_size=sel.wave_size, next_numbers=ranges.next_wave_numbers(db, run.uid))
+        out = {}
+        for wave in chosen:
+            name = jobs.job_name(run.name, wave.stage, wave.tier, wave.number)
+            assert ranges.assign_wave(db, run.uid, wave, name)
+            out.update({r.range_id: (wave.tier, wave.number, name) for r in wave.ranges})
+        return out
+
+    assert {k: v[:2] for k, v in launch().items()} == {"r0000": (0, 0), "r0001": (0, 0)}
+    assert ranges.promote_range(db, run.uid, "r0000", tiers=3)
+    assert ranges.mark_failed(db, run.uid, E, "r0001", "ExitCode3: down")
+    t1 = launch()["r0000"]
+    assert t1[:2] == (1, 0)
+    assert ranges.promote_range(db, run.uid, "r0000", tiers=3)  # tier 1 holds no wave any more
+    assert ranges.rerun_failed(db, run.uid) == 1
+    assert {k: v[:2] for k, v in launch().items()} == {"r0000": (2, 0), "r0001": (0, 1)}
+    assert ranges.promote_range(db, run.uid, "r0001", tiers=3)
+    again = launch()["r0001"]
+    assert again[:2] == (1, 1) and again[2] != t1[2]  # not tier 1's wave 0, whose Job finished long ago
+    assert scalar(db, "SELECT count(DISTINCT job_name) FROM qd_waves WHERE run_uid = %s", (run.uid,)) == 5
+
+
 def test_excerpts_split_on_what_extract_produced(db: Any) -> None:
     run, sel, (low, _) = planned(db, 6, 10)
     start(db, run, sel)
