@@ -5,7 +5,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../services/lib.sh"
-qd_require_cmd go "the Go toolchain (>= 1.24) from https://go.dev/dl or Debian's golang-go"
+qd_require_cmd go "the Go toolchain (>= 1.24) from https://go.dev/dl (Debian 12's golang-go is 1.19, too old)"
 OUT="$QD_CACHE/bin/k8s-$K8S_VERSION"
 WANT=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
 all_there() { for c in "${WANT[@]}"; do [ -x "$OUT/$c" ] || return 1; done; }

@@ -9,7 +9,7 @@ QD_SERVICE=etcd-build
 source "$(cd "$(dirname "$0")" && pwd)/../services/lib.sh"
 OUT="$QD_CACHE/bin/etcd-$ETCD_VERSION"
 if [ -x "$OUT/etcd" ] && [ -x "$OUT/etcdctl" ]; then echo "$OUT"; exit 0; fi
-qd_require_cmd go "the Go toolchain (>= 1.24) from https://go.dev/dl or Debian's golang-go"
+qd_require_cmd go "the Go toolchain (>= 1.24) from https://go.dev/dl (Debian 12's golang-go is 1.19, too old)"
 MOD="$QD_CACHE/build/etcd-$ETCD_VERSION"
 LOG="$QD_RUN/logs/etcd-build.log"
 mkdir -p "$MOD" "$OUT"

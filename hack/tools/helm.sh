@@ -7,7 +7,7 @@ QD_SERVICE=helm-build
 source "$(cd "$(dirname "$0")" && pwd)/../services/lib.sh"
 OUT="$QD_CACHE/bin/helm-$HELM_VERSION"
 if [ -x "$OUT/helm" ]; then echo "$OUT/helm"; exit 0; fi
-qd_require_cmd go "the Go toolchain (>= 1.24) from https://go.dev/dl or Debian's golang-go"
+qd_require_cmd go "the Go toolchain (>= 1.24) from https://go.dev/dl (Debian 12's golang-go is 1.19, too old)"
 LOG="$QD_RUN/logs/helm-build.log"
 mkdir -p "$OUT"
 qd_log "building helm v$HELM_VERSION from the Go module proxy (cold: a few minutes); log: $LOG"

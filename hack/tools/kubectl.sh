@@ -8,7 +8,7 @@ QD_SERVICE=kubectl-build
 source "$(cd "$(dirname "$0")" && pwd)/../services/lib.sh"
 OUT="$QD_CACHE/bin/k8s-$K8S_VERSION"
 if [ -x "$OUT/kubectl" ]; then echo "$OUT/kubectl"; exit 0; fi
-qd_require_cmd go "the Go toolchain (>= 1.24) from https://go.dev/dl or Debian's golang-go"
+qd_require_cmd go "the Go toolchain (>= 1.24) from https://go.dev/dl (Debian 12's golang-go is 1.19, too old)"
 bash "$QD_HACK_DIR/k8s/build.sh" >/dev/null || qd_die "hack/k8s/build.sh failed"
 MOD="$QD_CACHE/build/k8s-$K8S_VERSION"
 [ -f "$MOD/go.mod" ] || qd_die "wrapper module $MOD/go.mod missing after hack/k8s/build.sh"

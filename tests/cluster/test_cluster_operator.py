@@ -215,6 +215,28 @@ def test_selection_is_immutable(crd: None, api_client: Any, namespace: str) -> N
         api.patch_namespaced_custom_object(model.GROUP, model.VERSION, namespace, model.PLURAL, "fixed",
                                            {"spec": {"selection": {"mode": "ALL"}}})
     assert err.value.status == 422 and "immutable" in err.value.body
+    for change, expected in [({"stages": ["extract", "excerpts"]}, "spec.stages is immutable"),
+                             ({"ranges": {"gazettesPerRange": 7}}, "spec.ranges is immutable")]:
+        with pytest.raises(client.ApiException) as err:
+            api.patch_namespaced_custom_object(model.GROUP, model.VERSION, namespace, model.PLURAL, "fixed",
+                                               {"spec": change})
+        assert err.value.status == 422 and expected in err.value.body
+
+
+def test_memory_tiers_can_only_grow_at_the_end(crd: None, api_client: Any, namespace: str) -> None:
+    """Ranges store their tier as a position, so removing or changing a tier would re-size them."""
+    apply_run(api_client, namespace, "tiers", {"memoryTiers": {"extract": ["256Mi", "512Mi"]}})
+    api = client.CustomObjectsApi(api_client)
+
+    def patch(tiers: list[str]) -> Any:
+        return api.patch_namespaced_custom_object(model.GROUP, model.VERSION, namespace, model.PLURAL, "tiers",
+                                                  {"spec": {"memoryTiers": {"extract": tiers}}})
+
+    for bad in (["256Mi"], ["300Mi", "512Mi"], ["256Mi", "1Gi"]):
+        with pytest.raises(client.ApiException) as err:
+            patch(bad)
+        assert err.value.status == 422 and "added at the end" in err.value.body, bad
+    assert patch(["256Mi", "512Mi", "2Gi"])["spec"]["memoryTiers"]["extract"] == ["256Mi", "512Mi", "2Gi"]
 
 
 def test_kubectl_get_shows_progress_columns(crd: None, api_client: Any, namespace: str,
