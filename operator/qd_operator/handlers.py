@@ -15,10 +15,11 @@ import kopf
 import psycopg2
 
 from qd_core import db
-from qd_operator import kube, metrics, model, planning, reconcile
+from qd_operator import dbpool, kube, metrics, model, planning, reconcile
 from qd_operator.settings import OperatorSettings
 
 _settings: OperatorSettings | None = None
+_pool: dbpool.ConnectionPool | None = None
 _wakers: dict[str, threading.Event] = {}
 _lock = threading.Lock()
 
@@ -28,6 +29,16 @@ def settings() -> OperatorSettings:
     if _settings is None:
         _settings = OperatorSettings.from_env()
     return _settings
+
+
+def pool() -> dbpool.ConnectionPool:
+    """The connections every daemon borrows from, QD_DB_POOL_SIZE at most (made at start-up)."""
+    global _pool  # noqa: PLW0603 - one pool per operator start, closed at cleanup
+    with _lock:
+        if _pool is None:
+            ours = settings()
+            _pool = dbpool.ConnectionPool(lambda: ours.database.connect("qd-operator"), ours.db_pool_size)
+        return _pool
 
 
 def _waker(uid: str) -> threading.Event:
@@ -53,6 +64,8 @@ def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) ->
     # Namespaced mode (the chart's Role) grants no namespace or CRD listing: do not scan, or kopf
     # retries the refused lists for about a minute before it starts.
     settings.scanning.disabled = bool(ours.namespaces)
+    _close_pool()  # a new start (the tests restart the operator in-process) gets a pool of its settings
+    pool()
     conn = ours.database.connect("qd-operator-migrate")
     try:
         applied = db.migrate(conn)
@@ -81,7 +94,6 @@ def run_daemon(stopped: kopf.DaemonStopped, body: kopf.Body, uid: str, logger: k
     ours = settings()
     wake = _waker(uid)
     cluster = kube.Cluster()
-    conn: psycopg2.extensions.connection | None = None
 
     def post(reason: str, message: str, warning: bool) -> None:
         kopf.event(body, type="Warning" if warning else "Normal", reason=reason, message=message)
@@ -91,23 +103,19 @@ def run_daemon(stopped: kopf.DaemonStopped, body: kopf.Body, uid: str, logger: k
 
     while not stopped:
         try:
-            if conn is None or conn.closed:
-                conn = ours.database.connect(f"qd-operator-{uid[:8]}")
-            reconciler = reconcile.Reconciler(ours, conn, cluster, post, adopt, logger)
-            reconciler.run(dict(body), list(jobs_by_run.get(uid, [])))
+            with pool().borrow(timeout_s=max(30.0, ours.reconcile_seconds)) as conn:
+                reconciler = reconcile.Reconciler(ours, conn, cluster, post, adopt, logger)
+                reconciler.run(dict(body), list(jobs_by_run.get(uid, [])))
         except psycopg2.Error as err:
             logger.warning("database unavailable, retrying: %s", err)
-            if conn is not None:
-                conn.close()
-            conn = None
+        except dbpool.PoolTimeout as err:
+            logger.warning("%s (QD_DB_POOL_SIZE=%d); retrying", err, ours.db_pool_size)
         except Exception:  # keep the run alive: the next tick retries from the truth
             logger.exception("reconcile failed; retrying")
         wake.wait(ours.reconcile_seconds)
         wake.clear()
         if stopped:
             break
-    if conn is not None:
-        conn.close()
     with _lock:
         _wakers.pop(uid, None)
 
@@ -124,3 +132,17 @@ def run_deleted(uid: str, logger: kopf.Logger, **_: Any) -> None:
             conn.close()
     except psycopg2.Error as err:
         logger.warning("could not mark run %s deleted in the database: %s", uid, err)
+
+
+@kopf.on.cleanup()
+def close_connections(**_: Any) -> None:
+    """Close the pool's idle connections when the operator stops."""
+    _close_pool()
+
+
+def _close_pool() -> None:
+    global _pool
+    with _lock:
+        old, _pool = _pool, None
+    if old is not None:
+        old.close()

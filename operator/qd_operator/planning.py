@@ -62,14 +62,26 @@ def prefixed(sql: str, params: dict[str, Any], prefix: str) -> tuple[str, dict[s
     return _PARAM.sub(lambda m: f"%({prefix}{m.group(1)})s", sql), {f"{prefix}{k}": v for k, v in params.items()}
 
 
+def _existing_plan(cur: Any, uid: str) -> PlanResult | None:
+    """The result for a run planned earlier (the plan is made once), or None."""
+    cur.execute("SELECT 1 FROM qd_runs WHERE uid = %s", (uid,))
+    if cur.fetchone() is None:
+        return None
+    ranges, gazettes = planned_totals(cur, uid)
+    return PlanResult(Outcome.PLANNED if gazettes else Outcome.EMPTY, ranges, gazettes, new=False)
+
+
 def plan(conn: Connection, *, uid: str, namespace: str, name: str, run: spec.RunSpec) -> PlanResult:
     """Plan the run once: check overlaps, then cut its pending gazettes into ranges."""
     with conn, conn.cursor() as cur:
+        # Fast path without the lock: a plan, once made, is never removed (every pass of every run
+        # would otherwise queue on the one planning lock).
+        if (existing := _existing_plan(cur, uid)) is not None:
+            return existing
+    with conn, conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (PLAN_LOCK,))
-        cur.execute("SELECT 1 FROM qd_runs WHERE uid = %s", (uid,))
-        if cur.fetchone() is not None:
-            ranges, gazettes = planned_totals(cur, uid)
-            return PlanResult(Outcome.PLANNED if gazettes else Outcome.EMPTY, ranges, gazettes, new=False)
+        if (existing := _existing_plan(cur, uid)) is not None:
+            return existing
         blocker = _overlapping_run(cur, uid, run.selection)
         if blocker is not None:
             return PlanResult(Outcome.OVERLAP, blocking_run=blocker)

@@ -24,6 +24,8 @@ class OperatorSettings:
     metrics_port: int
     #: QD_WATCH_NAMESPACES: comma-separated namespaces; empty = cluster-wide.
     namespaces: tuple[str, ...]
+    #: QD_DB_POOL_SIZE: PostgreSQL connections shared by all runs' reconcile passes (default 4).
+    db_pool_size: int = 4
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -42,4 +44,5 @@ class OperatorSettings:
             job_ttl_seconds=None if ttl is None else config.env_int("QD_JOB_TTL_SECONDS", 0, minimum=0, env=env),
             metrics_port=config.env_int("QD_METRICS_PORT", 8080, minimum=0, maximum=65535, env=env),
             namespaces=tuple(n.strip() for n in namespaces.split(",") if n.strip()),
+            db_pool_size=config.env_int("QD_DB_POOL_SIZE", 4, minimum=1, maximum=64, env=env),
         )
