@@ -75,9 +75,14 @@ class Selection:
         if self.date_from and self.date_to and self.date_from > self.date_to:
             raise config.ConfigError(f"date span is empty: from {self.date_from} is after to {self.date_to}")
 
-    def predicate(self, stage: Stage = Stage.EXTRACT) -> tuple[str, dict[str, Any]]:
-        """SQL condition over `g` (gazettes) and `t` (territories), and its parameters."""
-        parts = [_MODE_PREDICATES[self.mode], "g.file_path NOT LIKE '%%.zip'"]
+    def predicate(self, stage: Stage = Stage.EXTRACT, *, scope_only: bool = False) -> tuple[str, dict[str, Any]]:
+        """SQL condition over `g` (gazettes) and `t` (territories), and its parameters.
+
+        `scope_only` drops what changes as work is done (the mode's `processed`/`scraped_at` test and
+        the terminal-failure filter), leaving which gazettes the selection is about at all.
+        """
+        parts = ["g.file_path NOT LIKE '%%.zip'"] if scope_only else [_MODE_PREDICATES[self.mode],
+                                                                       "g.file_path NOT LIKE '%%.zip'"]
         params: dict[str, Any] = {"stage": stage.value}
         if self.date_from:
             parts.append("g.date >= %(date_from)s")
@@ -88,7 +93,7 @@ class Selection:
         if self.territories:
             parts.append("g.territory_id = ANY(%(territories)s)")
             params["territories"] = list(self.territories)
-        if not self.retry_terminal:
+        if not self.retry_terminal and not scope_only:
             parts.append("NOT EXISTS (SELECT 1 FROM qd_gazette_state s WHERE s.gazette_id = g.id"
                          " AND s.stage = %(stage)s AND s.terminal)")
         return " AND ".join(f"({p})" for p in parts), params

@@ -46,6 +46,19 @@ class Cluster:
             model.GROUP, model.VERSION, namespace, model.PLURAL, name, {"status": dict(status)},
             _content_type=_MERGE)
 
+    def run_exists(self, namespace: str, name: str, uid: str) -> bool | None:
+        """Whether that ExtractionRun (this very uid) still exists; None when the API will not tell."""
+        try:
+            body: Any = self.custom.get_namespaced_custom_object(model.GROUP, model.VERSION, namespace,
+                                                                 model.PLURAL, name)
+        except ApiException as err:
+            if err.status == 404:
+                return False
+            if err.status == 403:  # outside the namespaces this operator may read
+                return None
+            raise
+        return bool(body.get("metadata", {}).get("uid") == uid)
+
     def delete_run(self, namespace: str, name: str) -> None:
         try:
             self.custom.delete_namespaced_custom_object(model.GROUP, model.VERSION, namespace, model.PLURAL, name,

@@ -47,6 +47,8 @@ class PlanResult:
     new: bool = True
     #: `namespace/name` of the active run whose selection overlaps (OVERLAP only).
     blocking_run: str | None = None
+    #: That run's uid (to tell a live blocker from one whose CR is gone).
+    blocking_uid: str | None = None
 
     @property
     def message(self) -> str:
@@ -82,9 +84,9 @@ def plan(conn: Connection, *, uid: str, namespace: str, name: str, run: spec.Run
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (PLAN_LOCK,))
         if (existing := _existing_plan(cur, uid)) is not None:
             return existing
-        blocker = _overlapping_run(cur, uid, run.selection)
+        blocker = overlapping_run(cur, uid, run.selection)
         if blocker is not None:
-            return PlanResult(Outcome.OVERLAP, blocking_run=blocker)
+            return PlanResult(Outcome.OVERLAP, blocking_run=blocker[1], blocking_uid=blocker[0])
         cur.execute("INSERT INTO qd_runs (uid, namespace, name, selection, stages) VALUES (%s, %s, %s, %s, %s)",
                     (uid, namespace, name, json.dumps(spec.selection_to_json(run.selection)),
                      [s.value for s in run.stages]))
@@ -97,17 +99,27 @@ def plan(conn: Connection, *, uid: str, namespace: str, name: str, run: spec.Run
         return PlanResult(Outcome.PLANNED, ranges, gazettes)
 
 
-def _overlapping_run(cur: Any, uid: str, mine: selection.Selection) -> str | None:
-    """The first other active run sharing at least one pending gazette with `mine`."""
+def overlapping_run(cur: Any, uid: str, mine: selection.Selection) -> tuple[str, str] | None:
+    """(uid, namespace/name) of the first other active run that may still touch a gazette `mine` selects.
+
+    What the other run may still touch: the gazettes of its scope (dates, territories) inside its
+    unfinished ranges, whatever their `processed` flag; its own mode predicate would stop matching
+    them once extracted (UNPROCESSED) or once a day has passed (DAILY), while its excerpts stage or
+    a retry still works on them.
+    """
     cur.execute("SELECT uid, namespace, name, selection FROM qd_runs WHERE finished_at IS NULL AND uid <> %s"
                 " ORDER BY created_at", (uid,))
-    for _other_uid, namespace, name, raw in cur.fetchall():
+    for other_uid, namespace, name, raw in cur.fetchall():
         theirs = spec.parse_selection(raw if isinstance(raw, dict) else json.loads(raw), "qd_runs.selection")
         mine_sql, mine_params = prefixed(*mine.predicate(Stage.EXTRACT), "a_")
-        their_sql, their_params = prefixed(*theirs.predicate(Stage.EXTRACT), "b_")
+        scope_sql, scope_params = theirs.predicate(Stage.EXTRACT, scope_only=True)
+        their_sql, their_params = prefixed(
+            f"{scope_sql} AND EXISTS (SELECT 1 FROM qd_ranges rr WHERE rr.run_uid = %(run)s"
+            " AND rr.state IN ('pending', 'running') AND g.id BETWEEN rr.low AND rr.high)",
+            {**scope_params, "run": other_uid}, "b_")
         cur.execute(f"SELECT 1 {_FROM} WHERE {mine_sql} AND {their_sql} LIMIT 1", {**mine_params, **their_params})
         if cur.fetchone() is not None:
-            return f"{namespace}/{name}"
+            return str(other_uid), f"{namespace}/{name}"
     return None
 
 

@@ -266,9 +266,29 @@ def apply(conn: Connection, run_uid: str, decision: reactions.Decision, *, tiers
     return Applied(d, done, d.events if done else ())
 
 
+class RerunBlockedError(Exception):
+    """Re-queuing the failed ranges would work on gazettes another active run may still touch."""
+
+    def __init__(self, blocking_run: str) -> None:
+        super().__init__(f"the failed ranges overlap active run {blocking_run}")
+        self.blocking_run = blocking_run
+
+
 def rerun_failed(conn: Connection, run_uid: str) -> int:
-    """Failed ranges go back to pending at their last tier; a finished run becomes active again."""
+    """Failed ranges go back to pending at their last tier; a finished run becomes active again.
+
+    Checked like planning, under the planning lock: failed ranges no longer block other runs, so one
+    planned since may hold the same gazettes (RerunBlockedError names it; nothing is re-queued).
+    """
     with conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (planning.PLAN_LOCK,))
+        cur.execute("SELECT 1 FROM qd_ranges WHERE run_uid = %s AND state = 'failed' LIMIT 1", (run_uid,))
+        if cur.fetchone() is None:
+            return 0
+        sel, _ = planning.run_selection(cur, run_uid)
+        blocker = planning.overlapping_run(cur, run_uid, sel)
+        if blocker is not None:
+            raise RerunBlockedError(blocker[1])
         cur.execute("UPDATE qd_ranges SET state = 'pending', wave = NULL, job_name = NULL, job_index = NULL,"
                     " started_at = NULL, finished_at = NULL, reason = NULL WHERE run_uid = %s AND state = 'failed'",
                     (run_uid,))

@@ -53,6 +53,8 @@ class Reconciler:
             return self._write(ns, name, old, status.Facts(generation, False, status.Plan.INVALID, self.now(),
                                                            plan_message=str(err)))
         result = planning.plan(self.conn, uid=uid, namespace=ns, name=name, run=run)
+        if result.outcome is planning.Outcome.OVERLAP:
+            self._release_if_gone(result)
         plan = _PLAN[result.outcome]
         if result.outcome is planning.Outcome.PLANNED and result.new:
             self.post("Planned", result.message, False)
@@ -77,14 +79,30 @@ class Reconciler:
 
     # -- steps ---------------------------------------------------------------------------------
 
+    def _release_if_gone(self, result: planning.PlanResult) -> None:
+        """A blocker whose CR is gone would block forever: mark it deleted; the next pass plans this run.
+
+        That happens when its delete handler could not reach the database, or its finalizer was removed by hand.
+        """
+        if not result.blocking_uid or not result.blocking_run:
+            return
+        namespace, _, name = result.blocking_run.partition("/")
+        if self.cluster.run_exists(namespace, name, result.blocking_uid) is False:
+            planning.finish_run(self.conn, result.blocking_uid, model.RunState.DELETED)
+            self.post("StaleRunReleased", f"run {result.blocking_run} no longer exists: it blocks no more", False)
+
     def _rerun(self, body: Mapping[str, Any], old: Mapping[str, Any], uid: str) -> dict[str, Any]:
         """The rerun-failed annotation: act once per new value, remember it in status."""
         wanted = (body["metadata"].get("annotations") or {}).get(model.ANNOTATION_RERUN)
         if not wanted:
             return {"observedRerun": old["observedRerun"]} if old.get("observedRerun") else {}
         if wanted != old.get("observedRerun"):
-            count = ranges.rerun_failed(self.conn, uid)
-            self.post("RerunFailedRanges", f"{count} failed range(s) put back to pending", False)
+            try:
+                count = ranges.rerun_failed(self.conn, uid)
+            except ranges.RerunBlockedError as err:
+                self.post("RerunBlocked", f"{err}; annotate again once it finished", True)
+            else:
+                self.post("RerunFailedRanges", f"{count} failed range(s) put back to pending", False)
         return {"observedRerun": wanted}
 
     def _react(self, uid: str, ns: str, run: spec.RunSpec, child_jobs: Sequence[model.ChildJob]) -> None:

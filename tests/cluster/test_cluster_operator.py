@@ -163,6 +163,29 @@ def test_happy_path_ranges_waves_and_status(operator: None, api_client: Any, cor
     assert {"Planned", "JobCreated", "RunSucceeded"} <= set(events(core_v1, namespace))
 
 
+def test_a_blocker_whose_run_is_gone_is_released(operator: None, api_client: Any, core_v1: Any,
+                                                 namespace: str, conn: Any, wait_for: Callable[..., Any]) -> None:
+    """An active record left by a run deleted while the database was down must not block forever."""
+    ids = seed(conn, 4)
+    db.migrate(conn)  # the operator migrates at start-up too; both are idempotent
+    ghost = "00000000-0000-4000-8000-00000000dead"
+    with conn.cursor() as cur:  # active, with an unfinished range over the same gazettes, and no CR
+        cur.execute("INSERT INTO qd_runs (uid, namespace, name, selection, stages) VALUES"
+                    " (%s, %s, 'ghost', '{\"mode\": \"UNPROCESSED\"}', '{extract}')", (ghost, namespace))
+        cur.execute("INSERT INTO qd_ranges (run_uid, range_id, stage, low, high, gazettes) VALUES"
+                    " (%s, 'r0000', 'extract', %s, %s, 4)", (ghost, min(ids), max(ids)))
+    apply_run(api_client, namespace, "after-ghost", {})
+
+    def planned() -> bool:
+        return condition(get_run(api_client, namespace, "after-ghost"), "Planned") == "True"
+
+    wait_for(planned, 60, "the run to be planned once the ghost blocker is released")
+    with conn.cursor() as cur:
+        cur.execute("SELECT state, finished_at IS NOT NULL FROM qd_runs WHERE uid = %s", (ghost,))
+        assert cur.fetchone() == ("deleted", True)
+    assert "StaleRunReleased" in events(core_v1, namespace)
+
+
 def test_oom_splits_promotes_then_quarantines_one_gazette(operator: None, api_client: Any, core_v1: Any,
                                                            namespace: str, conn: Any,
                                                            wait_for: Callable[..., Any]) -> None:

@@ -97,6 +97,42 @@ def test_overlapping_run_is_blocked_with_the_other_runs_name(db: Any) -> None:
     assert everything.outcome is planning.Outcome.OVERLAP
 
 
+def test_a_run_past_extraction_still_blocks_what_its_ranges_hold(db: Any) -> None:
+    """UNPROCESSED no longer matches extracted gazettes, but the run's excerpts stage still works on them."""
+    low, high = add_gazettes(db, 20, date="2024-01-10")
+    first = new_run("first")
+    assert plan(db, first, run_spec(territories=[MACEIO])).outcome is planning.Outcome.PLANNED
+    with db.cursor() as cur:  # extraction done: processed, the extract range succeeded, excerpts queued
+        cur.execute("UPDATE gazettes SET processed = TRUE WHERE id BETWEEN %s AND %s", (low, high))
+        cur.execute("UPDATE qd_ranges SET state = 'succeeded' WHERE run_uid = %s", (first.uid,))
+        cur.execute("INSERT INTO qd_ranges (run_uid, range_id, stage, low, high, gazettes)"
+                    " VALUES (%s, 'r0000', 'excerpts', %s, %s, 20)", (first.uid, low, high))
+    blocked = plan(db, new_run("all"), run_spec("ALL"))
+    assert (blocked.outcome, blocked.blocking_uid) == (planning.Outcome.OVERLAP, first.uid)
+    with db.cursor() as cur:  # its last range done: it no longer touches anything, even before it is marked finished
+        cur.execute("UPDATE qd_ranges SET state = 'succeeded' WHERE run_uid = %s", (first.uid,))
+    assert plan(db, new_run("all-later"), run_spec("ALL")).outcome is planning.Outcome.PLANNED
+
+
+def test_rerunning_failed_ranges_is_refused_while_another_run_holds_them(db: Any) -> None:
+    from qd_operator import ranges
+
+    add_gazettes(db, 20, date="2024-01-10")
+    first = new_run("first")
+    assert plan(db, first, run_spec(territories=[MACEIO])).outcome is planning.Outcome.PLANNED
+    with db.cursor() as cur:
+        cur.execute("UPDATE qd_ranges SET state = 'failed' WHERE run_uid = %s", (first.uid,))
+    assert planning.finish_run(db, first.uid, model.RunState.DEGRADED)
+    second = new_run("second")  # planned over the same gazettes once the first stopped touching them
+    assert plan(db, second, run_spec(territories=[MACEIO])).outcome is planning.Outcome.PLANNED
+    with pytest.raises(ranges.RerunBlockedError, match=f"overlap active run qd/{second.name}"):
+        ranges.rerun_failed(db, first.uid)
+    assert scalar(db, "SELECT count(*) FROM qd_ranges WHERE run_uid = %s AND state = 'failed'", (first.uid,)) > 0
+    assert scalar(db, "SELECT finished_at IS NOT NULL FROM qd_runs WHERE uid = %s", (first.uid,))
+    assert planning.finish_run(db, second.uid, model.RunState.SUCCEEDED)
+    assert ranges.rerun_failed(db, first.uid) > 0  # free again
+
+
 def test_disjoint_runs_plan_fine(db: Any) -> None:
     add_gazettes(db, 30, date="2024-01-10")
     add_gazettes(db, 30, date="2024-02-10")
