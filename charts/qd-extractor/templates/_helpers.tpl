@@ -93,8 +93,10 @@ app.kubernetes.io/component: operator
 The operator's permissions, identical in a Role (per watched namespace) and in the ClusterRole.
 Every verb is used (handlers.py, kube.py, kopf):
 - extractionruns: kopf lists/watches them, patches finalizer and progress annotations; the run TTL
-  deletes them. `get` is not needed: kopf and kube.py never read one object by name.
+  deletes them; `get` tells whether a run that blocks another by overlap still exists (kube.run_exists).
 - extractionruns/status: the reconciler merge-patches the status.
+- extractionruns/finalizers: the Jobs' owner references set blockOwnerDeletion, which clusters
+  enforcing OwnerReferencesPermissionEnforcement allow only with `update` on the owner's finalizers.
 - jobs: the kopf index lists/watches them; the reconciler creates them and patches `suspend`.
   No `delete`: Jobs go with their run through owner references.
 - pods: the reconciler lists a failed Job's pods for termination reasons.
@@ -103,10 +105,13 @@ Every verb is used (handlers.py, kube.py, kopf):
 {{- define "qd-extractor.operatorRules" -}}
 - apiGroups: [queridodiario.ok.org.br]
   resources: [extractionruns]
-  verbs: [list, watch, patch, delete]
+  verbs: [get, list, watch, patch, delete]
 - apiGroups: [queridodiario.ok.org.br]
   resources: [extractionruns/status]
   verbs: [patch]
+- apiGroups: [queridodiario.ok.org.br]
+  resources: [extractionruns/finalizers]
+  verbs: [update]
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [list, watch, create, patch]

@@ -13,8 +13,9 @@ GROUP = "queridodiario.ok.org.br"
 
 #: What the operator needs in a namespace with runs (kube.py, handlers.py, kopf), and no more.
 NAMESPACED_RULES = {
-    (GROUP, "extractionruns"): {"list", "watch", "patch", "delete"},
+    (GROUP, "extractionruns"): {"get", "list", "watch", "patch", "delete"},
     (GROUP, "extractionruns/status"): {"patch"},
+    (GROUP, "extractionruns/finalizers"): {"update"},
     ("batch", "jobs"): {"list", "watch", "create", "patch"},
     ("", "pods"): {"list"},
     ("", "events"): {"create"},
