@@ -55,9 +55,7 @@ class Reconciler:
         result = planning.plan(self.conn, uid=uid, namespace=ns, name=name, run=run)
         if result.outcome is planning.Outcome.OVERLAP:
             self._release_if_gone(result)
-        plan = _PLAN[result.outcome]
-        if result.outcome is planning.Outcome.PLANNED and result.new:
-            self.post("Planned", result.message, False)
+        plan = _PLAN[result.outcome]  # the Planned Event comes with the condition (status.transition_events)
         extra: dict[str, Any] = {}
         if result.outcome is planning.Outcome.PLANNED:
             extra = self._rerun(body, old, uid)
@@ -136,7 +134,7 @@ class Reconciler:
                 continue  # finished
             if job.suspend != run.suspend:
                 self.cluster.set_job_suspend(ns, job.name, run.suspend)
-                self.post("Suspended" if run.suspend else "Resumed",
+                self.post("JobSuspended" if run.suspend else "JobResumed",
                           f"Job {job.name} {'suspended' if run.suspend else 'resumed'}", False)
 
     def _context(self, uid: str, name: str, ns: str) -> jobs.JobContext:

@@ -221,6 +221,10 @@ def test_invalid_runs_are_rejected_by_the_api_server(crd: None, api_client: Any,
         ({"selection": {"mode": "ALL"}, "memoryTiers": {"extract": ["1Gi", "512Mi"]}}, "increasing"),
         ({"selection": {"mode": "ALL", "territories": ["27043"]}}, "territories"),
         ({"selection": {"mode": "ALL"}, "stages": ["excerpts"]}, "extract"),
+        ({"selection": {"mode": "ALL"}, "memoryTiers": {"extract": ["32Mi", "512Mi"]}}, "at least 64Mi"),
+        ({"selection": {"mode": "ALL"}, "memoryTiers": {"excerpts": ["1GB"]}}, "spec.memoryTiers.excerpts"),
+        ({"selection": {"mode": "ALL"}, "workDirSizeLimit": "lots"}, "spec.workDirSizeLimit"),
+        ({"selection": {"mode": "ALL"}, "parallelism": 0}, "spec.parallelism"),
     ]
     for i, (bad, expected) in enumerate(cases):
         body = {"apiVersion": f"{model.GROUP}/{model.VERSION}", "kind": model.KIND,
