@@ -8,7 +8,8 @@ from qd_operator import reactions
 
 RUNS = Gauge("qd_runs", "ExtractionRuns this operator reconciles, by phase", ["phase"])
 RANGES = Counter("qd_ranges_total", "Ranges finished, by stage and outcome", ["stage", "outcome"])
-GAZETTES = Gauge("qd_gazettes", "Gazettes of active runs, by stage and state", ["run", "stage", "state"])
+GAZETTES = Gauge("qd_gazettes", "Gazettes of the runs this operator reconciles, by stage and state",
+                 ["namespace", "run", "stage", "state"])
 OOM_KILLS = Counter("qd_oom_kills_total", "Ranges whose pod was OOMKilled", ["stage"])
 SPLITS = Counter("qd_range_splits_total", "Ranges bisected after an OOM kill", ["stage"])
 PROMOTIONS = Counter("qd_range_promotions_total", "Ranges moved to a bigger memory tier", ["stage"])
@@ -39,21 +40,32 @@ def record(decision: reactions.Decision, duration_s: float | None) -> None:
 
 
 _phases: dict[str, str] = {}
+_series: dict[str, set[tuple[str, str, str, str]]] = {}  # run uid -> its qd_gazettes label sets
 
 
-def observe_run(uid: str, name: str, phase: str, gazettes: dict[str, dict[str, int]]) -> None:
+def observe_run(uid: str, namespace: str, name: str, phase: str, gazettes: dict[str, dict[str, int]]) -> None:
     """Record a run's phase (for qd_runs) and its gazette counts by stage and state."""
     _phases[uid] = phase
-    for value in set(_phases.values()) | {"Active", "Succeeded", "Degraded", "Failed"}:
-        RUNS.labels(value).set(sum(1 for p in _phases.values() if p == value))
+    _count_phases()
+    series = _series.setdefault(uid, set())
     for stage, states in gazettes.items():
         for state, count in states.items():
-            GAZETTES.labels(name, stage, state).set(count)
+            labels = (namespace, name, stage, state)
+            GAZETTES.labels(*labels).set(count)
+            series.add(labels)
 
 
 def forget_run(uid: str) -> None:
-    """A deleted run leaves the phase counts."""
+    """A deleted run leaves the phase counts, and its gazette series go away."""
     _phases.pop(uid, None)
+    _count_phases()
+    for labels in _series.pop(uid, set()):
+        GAZETTES.remove(*labels)
+
+
+def _count_phases() -> None:
+    for value in set(_phases.values()) | {"Active", "Succeeded", "Degraded", "Failed"}:
+        RUNS.labels(value).set(sum(1 for p in _phases.values() if p == value))
 
 
 def serve(port: int) -> None:

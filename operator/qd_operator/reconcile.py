@@ -70,7 +70,7 @@ class Reconciler:
         self._finish(uid, ns, name, run, new)
         conditions = {c["type"]: c["status"] for c in new.get("conditions") or []}
         phase = next((p for p in ("Failed", "Degraded", "Succeeded") if conditions.get(p) == "True"), "Active")
-        metrics.observe_run(uid, name, phase, {s.value: {k.value: v for k, v in states.items()}
+        metrics.observe_run(uid, ns, name, phase, {s.value: {k.value: v for k, v in states.items()}
                                                for s, states in (facts.progress.gazettes.items()
                                                                  if facts.progress else [])})
         return new
