@@ -94,6 +94,7 @@ def run_daemon(stopped: kopf.DaemonStopped, body: kopf.Body, uid: str, logger: k
     ours = settings()
     wake = _waker(uid)
     cluster = kube.Cluster()
+    last_status: dict[str, Any] | None = None
 
     def post(reason: str, message: str, warning: bool) -> None:
         kopf.event(body, type="Warning" if warning else "Normal", reason=reason, message=message)
@@ -105,7 +106,7 @@ def run_daemon(stopped: kopf.DaemonStopped, body: kopf.Body, uid: str, logger: k
         try:
             with pool().borrow(timeout_s=max(30.0, ours.reconcile_seconds)) as conn:
                 reconciler = reconcile.Reconciler(ours, conn, cluster, post, adopt, logger)
-                reconciler.run(dict(body), list(jobs_by_run.get(uid, [])))
+                last_status = reconciler.run(dict(body), list(jobs_by_run.get(uid, [])), last_status)
         except psycopg2.Error as err:
             logger.warning("database unavailable, retrying: %s", err)
         except dbpool.PoolTimeout as err:

@@ -37,21 +37,30 @@ class Reconciler:
     log: logging.Logger | logging.LoggerAdapter[Any]
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
 
-    def run(self, body: Mapping[str, Any], child_jobs: Sequence[model.JobLike]) -> dict[str, Any]:
+    def run(self, body: Mapping[str, Any], child_jobs: Sequence[model.JobLike],
+            last_status: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Reconcile once; return the new status (already patched when it changed).
 
         `child_jobs` are the run's Jobs as the kopf index keeps them (model.ChildJob), or Job bodies.
+        `last_status` is what the previous pass wrote: the operator is the status's only writer, and
+        the body's copy lags until the watch delivers the patch (comparing with it would repeat Events).
         """
         views = [model.as_child_job(j) for j in child_jobs]
         meta = body["metadata"]
         uid, ns, name = str(meta["uid"]), str(meta["namespace"]), str(meta["name"])
-        old = dict(body.get("status") or {})
+        old = dict(last_status if last_status is not None else body.get("status") or {})
         generation = int(meta.get("generation") or 0)
         try:
             run = spec.parse(body.get("spec") or {}, default_image=self.settings.default_image)
         except spec.SpecError as err:
             return self._write(ns, name, old, status.Facts(generation, False, status.Plan.INVALID, self.now(),
                                                            plan_message=str(err)))
+        if self._settled(body, old, generation):
+            # Finished, spec and rerun annotation unchanged: the status stays as it ended (a later
+            # run's claims rewrite qd_gazette_state.run_id, so recounting would shrink it).
+            self._finish(uid, ns, name, run, old)
+            metrics.observe_run(uid, ns, name, _phase(old), {})
+            return old
         result = planning.plan(self.conn, uid=uid, namespace=ns, name=name, run=run)
         if result.outcome is planning.Outcome.OVERLAP:
             self._release_if_gone(result)
@@ -68,14 +77,20 @@ class Reconciler:
                              progress=progress.load(self.conn, uid))
         new = self._write(ns, name, old, facts, extra)
         self._finish(uid, ns, name, run, new)
-        conditions = {c["type"]: c["status"] for c in new.get("conditions") or []}
-        phase = next((p for p in ("Failed", "Degraded", "Succeeded") if conditions.get(p) == "True"), "Active")
-        metrics.observe_run(uid, ns, name, phase, {s.value: {k.value: v for k, v in states.items()}
+        metrics.observe_run(uid, ns, name, _phase(new), {s.value: {k.value: v for k, v in states.items()}
                                                for s, states in (facts.progress.gazettes.items()
                                                                  if facts.progress else [])})
         return new
 
     # -- steps ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _settled(body: Mapping[str, Any], old: Mapping[str, Any], generation: int) -> bool:
+        """The run finished and nothing asks for more: no spec change, no new rerun annotation."""
+        if not old.get("completionTime") or int(old.get("observedGeneration") or -1) != generation:
+            return False
+        wanted = (body["metadata"].get("annotations") or {}).get(model.ANNOTATION_RERUN)
+        return not wanted or wanted == old.get("observedRerun")
 
     def _release_if_gone(self, result: planning.PlanResult) -> None:
         """A blocker whose CR is gone would block forever: mark it deleted; the next pass plans this run.
@@ -207,6 +222,11 @@ class Reconciler:
         if ttl is not None and finished_at and (self.now() - finished_at).total_seconds() >= ttl:
             self.log.info("deleting run %s/%s: ttlSecondsAfterFinished=%s elapsed", ns, name, ttl)
             self.cluster.delete_run(ns, name)
+
+
+def _phase(status_block: Mapping[str, Any]) -> str:
+    conditions = {c["type"]: c["status"] for c in status_block.get("conditions") or []}
+    return next((p for p in ("Failed", "Degraded", "Succeeded") if conditions.get(p) == "True"), "Active")
 
 
 def _parse_time(text: Any) -> dt.datetime | None:

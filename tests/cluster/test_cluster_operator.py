@@ -161,6 +161,19 @@ def test_happy_path_ranges_waves_and_status(operator: None, api_client: Any, cor
         cur.execute("SELECT count(*), sum(gazettes) FROM qd_ranges WHERE state = 'succeeded'")
         assert cur.fetchone() == (4, 10)
     assert {"Planned", "JobCreated", "RunSucceeded"} <= set(events(core_v1, namespace))
+    assert events(core_v1, namespace).count("Planned") == 1
+
+    # A later run's claims rewrite the gazettes' run id; the finished run's status must not shrink.
+    with conn.cursor() as cur:
+        cur.execute("UPDATE qd_gazette_state SET run_id = 'a-later-run'")
+    from qd_operator import metrics
+
+    uid = run["metadata"]["uid"]
+    metrics.forget_run(uid)  # the next pass records the run again: proof that it reconciled after the change
+    wait_for(lambda: uid in metrics._phases, 30, "another reconcile pass of the finished run")
+    after = get_run(api_client, namespace, "happy")["status"]
+    assert (after["done"], after["gazettes"], after["progress"]) == (
+        run["status"]["done"], run["status"]["gazettes"], "100%")
 
 
 def test_a_blocker_whose_run_is_gone_is_released(operator: None, api_client: Any, core_v1: Any,
