@@ -126,7 +126,9 @@ class Cluster:
         return None
 
     def finished(self, name: str) -> bool:
-        return self.condition(name, "Succeeded") == "True" or self.condition(name, "Failed") == "True"
+        """Done one way or another: succeeded, degraded (some ranges failed) or failed."""
+        status = (self.run(name) or {}).get("status") or {}
+        return bool(status.get("completionTime")) or self.condition(name, "Failed") == "True"
 
     def events(self) -> list[str]:
         return [e.reason for e in self.core.list_namespaced_event(self.namespace).items]
