@@ -102,8 +102,9 @@ class _Conflict(Exception):
 
 def _assign(cur: Any, run_uid: str, wave: waves.Wave, job_name: str, ids: list[str]) -> None:
     # The wave's number and Job name are taken for good, even if its ranges are later re-queued.
-    cur.execute("INSERT INTO qd_waves (run_uid, stage, tier, number, job_name, ranges) VALUES (%s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT DO NOTHING", (run_uid, wave.stage.value, wave.tier, wave.number, job_name, len(ids)))
+    cur.execute("INSERT INTO qd_waves (run_uid, stage, tier, number, job_name, ranges, parallelism)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (run_uid, wave.stage.value, wave.tier, wave.number, job_name, len(ids), wave.parallelism))
     if cur.rowcount != 1:
         raise _Conflict
     cur.execute(
@@ -124,6 +125,19 @@ def job_ranges(conn: Connection, run_uid: str, job_name: str) -> list[model.Rang
         cur.execute(f"SELECT {_COLUMNS} FROM qd_ranges WHERE run_uid = %s AND job_name = %s ORDER BY job_index",
                     (run_uid, job_name))
         return [model.range_from_row(r) for r in cur.fetchall()]
+
+
+def wave_parallelism(conn: Connection, run_uid: str) -> dict[str, tuple[int, int]]:
+    """Job name -> (pods it was created with, ranges still running in it), for Jobs with running ranges.
+
+    The reconciler counts these for Jobs its watch has not delivered yet, so a pass right after a
+    wave was created cannot start more pods than spec.parallelism allows.
+    """
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT w.job_name, w.parallelism, count(*) FROM qd_waves w JOIN qd_ranges r"
+                    " ON r.run_uid = w.run_uid AND r.job_name = w.job_name AND r.state = 'running'"
+                    " WHERE w.run_uid = %s GROUP BY w.job_name, w.parallelism", (run_uid,))
+        return {str(name): (int(par), int(n)) for name, par, n in cur.fetchall()}
 
 
 def running_jobs(conn: Connection, run_uid: str) -> list[str]:

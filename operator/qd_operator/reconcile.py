@@ -161,6 +161,7 @@ class Reconciler:
                  child_jobs: Sequence[model.ChildJob]) -> None:
         """A wave recorded as running whose Job is missing (deleted, or never created): create it again."""
         known = {j.name for j in child_jobs}
+        created = ranges.wave_parallelism(self.conn, uid)  # rebuilt with the pods it was created with
         for job_name in ranges.running_jobs(self.conn, uid):
             if job_name in known:
                 continue
@@ -169,14 +170,18 @@ class Reconciler:
             if not running or rows[0].wave is None:
                 continue
             manifest = jobs.build_job(self._context(uid, name, ns), run, rows[0].stage, rows[0].tier, rows[0].wave,
-                                      sorted(rows, key=lambda r: r.job_index or 0))
+                                      sorted(rows, key=lambda r: r.job_index or 0),
+                                      parallelism=created.get(job_name, (None, 0))[0])
             self.adopt(manifest)
             if self.cluster.create_job(ns, manifest):
                 self.post("JobCreated", f"Job {job_name} re-created for {len(rows)} range(s)", False)
 
     def _launch(self, uid: str, name: str, ns: str, run: spec.RunSpec,
                 child_jobs: Sequence[model.ChildJob]) -> None:
-        free = waves.free_slots(run.parallelism, child_jobs)
+        known = {j.name for j in child_jobs}
+        unseen = sum(min(par, running) for job, (par, running) in ranges.wave_parallelism(self.conn, uid).items()
+                     if job not in known)
+        free = waves.free_slots(run.parallelism, child_jobs) - unseen
         if free <= 0:
             return
         pending = ranges.pending_ranges(self.conn, uid, per_group=run.wave_size)

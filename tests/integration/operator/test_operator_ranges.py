@@ -62,6 +62,17 @@ def test_waves_are_assigned_once_and_rebuilt_from_the_database(db: Any) -> None:
     assert rebuilt["metadata"]["name"] == name and rebuilt["spec"]["completions"] == len(rows)
 
 
+def test_waves_remember_their_pods_while_ranges_run(db: Any) -> None:
+    """What the reconciler counts for a Job its watch has not delivered yet."""
+    run, sel, _ = planned(db, 100, 10)
+    wave, name = start(db, run, sel, free=2)
+    assert ranges.wave_parallelism(db, run.uid) == {name: (2, 10)}
+    assert ranges.mark_succeeded(db, run.uid, E, [r.range_id for r in wave.ranges[:9]]) == 9
+    assert ranges.wave_parallelism(db, run.uid) == {name: (2, 1)}  # one pod slot left in use
+    ranges.mark_succeeded(db, run.uid, E, [wave.ranges[9].range_id])
+    assert ranges.wave_parallelism(db, run.uid) == {}
+
+
 def test_a_stale_wave_is_refused_as_a_whole(db: Any) -> None:
     run, _, _ = planned(db, 30, 10)
     pending = ranges.pending_ranges(db, run.uid, per_group=16)
