@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import json
+import time
 import zlib
 from typing import Any
 
 import pytest
+import requests
 
 from qd_devtools import fixtures as fx
 
 pytestmark = pytest.mark.integration
 
-#: No-op operator pairs in the slow page: ~2 s of real Tika before its first byte of text.
-SLOW_PAGE_OPS = 4_000_000
-#: Far above a small gazette's time to first byte (~0.03 s), far below the slow page's (~2 s).
-READ_TIMEOUT = "0.6"
+#: No-op operator pairs in the slow page: seconds of real Tika before its first byte of text
+#: (about 2 s on a busy 2-core machine, well under 1 s on an idle one with a warm JIT).
+SLOW_PAGE_OPS = 12_000_000
+#: The read timeout must sit well between the small files' time to first byte and the slow page's.
+MARGIN = 4.0
 
 
 def slow_pdf(seed: int) -> fx.Fixture:
@@ -44,18 +47,41 @@ def slow_pdf(seed: int) -> fx.Fixture:
     return fx.Fixture("slow_pdf", "pdf", fx.PDF, None, small.territory_id, small.date, seed, bytes(out))
 
 
+def first_byte_s(tika_url: str, fixture: fx.Fixture) -> float:
+    """Seconds this Tika takes to send the first byte of `fixture`'s text (also warms its parser)."""
+    started = time.monotonic()
+    with requests.put(f"{tika_url}/tika", data=fixture.read_bytes(), stream=True, timeout=(10, 120),
+                      headers={"Content-Type": fixture.mime, "Accept": "text/plain"}) as response:
+        response.raise_for_status()
+        next(response.iter_content(1), b"")
+        return time.monotonic() - started
+
+
+def read_timeout(tika_url: str, smalls: list[fx.Fixture], slow: fx.Fixture) -> str:
+    """A read timeout MARGIN times above the slowest small file and MARGIN times below the slow page,
+    measured on this Tika now (parse speed varies several-fold with the machine's load and the JIT)."""
+    for f in smalls:  # a first pass loads each parser; only the warm pass counts
+        first_byte_s(tika_url, f)
+    small = max(first_byte_s(tika_url, f) for f in smalls)
+    slow_s = first_byte_s(tika_url, slow)
+    assert slow_s > MARGIN * MARGIN * small, f"no timeout separates the files: small {small:.3f} s, slow {slow_s:.3f} s"
+    return f"{(small * slow_s) ** 0.5:.3f}"  # the geometric mean: the same factor of margin on both sides
+
+
 def events(result: Any, event_type: str) -> list[dict[str, Any]]:
     lines = (result.stdout + result.stderr).splitlines()
     return [e for e in (json.loads(line) for line in lines if line.startswith("{"))
             if e.get("event_type") == event_type]
 
 
-def test_file_tika_keeps_failing_on_fails_alone_and_is_retried_by_later_runs(world) -> None:  # type: ignore[no-untyped-def]
+def test_file_tika_keeps_failing_on_fails_alone_and_is_retried_by_later_runs(world, tika_url: str) -> None:  # type: ignore[no-untyped-def]
     smalls = [fx.text_pdf(seed=40), fx.docx(seed=41), fx.odt(seed=42)]
+    slow = slow_pdf(43)
+    timeout = read_timeout(tika_url, smalls, slow)
     # Loaded last, so it has the highest id: ranges run newest first, so the others come after it.
-    loaded = world.load([*smalls, slow_pdf(43)])
+    loaded = world.load([*smalls, slow])
     poison, others = loaded[-1], loaded[:-1]
-    env = {"QD_TIKA_READ_TIMEOUT": READ_TIMEOUT, "TIKA_MAX_RETRIES": "1", "TIKA_RETRY_BASE_DELAY": "0.05",
+    env = {"QD_TIKA_READ_TIMEOUT": timeout, "TIKA_MAX_RETRIES": "1", "TIKA_RETRY_BASE_DELAY": "0.05",
            "QD_MAX_ATTEMPTS": "2"}
 
     result = world.run("extract", timeout=120, **env)  # a gazette stuck forever fails here (TimeoutExpired)
