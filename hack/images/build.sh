@@ -84,7 +84,7 @@ ensure_base() {
       --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
       --dpkgopt='path-include=/usr/share/doc/*/copyright' \
       --customize-hook='chroot "$1" useradd --uid 10001 --user-group --home-dir /home/qd --no-create-home --shell /usr/sbin/nologin qd' \
-      --customize-hook='mkdir -p "$1/work" "$1/home/qd" && chown 10001:10001 "$1/home/qd"' \
+      --customize-hook='mkdir -p "$1/work" "$1/home/qd" && chown 10001:10001 "$1/home/qd" "$1/work"' \
       --customize-hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/* "$1"/var/log/*.log' \
       --skip=output/dev \
       "$suite" "${tar%.tar}.tmp.tar" "$src" >"$QD_RUN/logs/images-base.log" 2>&1; then

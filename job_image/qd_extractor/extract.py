@@ -32,6 +32,10 @@ from qd_extractor.settings import ExtractorSettings
 #: suspected of poisoning Tika (upstream: its JVM ran out of memory on one file); it then fails as a
 #: transient `tika` error, so later runs retry it until QD_MAX_ATTEMPTS, and the range goes on.
 TIKA_ROUNDS = 3
+#: Seconds: a circuit that closes faster than this found Tika up, so the failure was this file's.
+HEALTHY_AT_ONCE_S = 1.0
+#: Outages while sending one file, after which the file is suspected of crashing Tika.
+TIKA_OUTAGES = 5
 
 
 class GazetteError(Exception):
@@ -161,14 +165,16 @@ class Extractor:
         return Prepared(row, documents, sources, fetched.size, text_bytes, fetched.timings)
 
     def _tika(self, src: Path, mime: str, txt: Path, size: int) -> None:
-        """Send the file to Tika for at most `TIKA_ROUNDS` rounds, waiting on the circuit after each failure.
+        """Send the file to Tika until it works, waiting on the circuit after each failure.
 
-        An outage is waited out (or ends the Job via `wait_until_healthy`); a file that keeps failing
-        while Tika is up again between rounds is the file's problem, so it fails alone.
+        A failure after which Tika answers /version at once is a strike against the file (it times
+        out, or breaks the parser); one after which Tika was down is an outage, waited out (or ending
+        the Job via `wait_until_healthy`). `TIKA_ROUNDS` strikes, or `TIKA_OUTAGES` outages
+        on the same file (a file that crashes Tika, which then restarts), fail the gazette alone.
         """
-        waited = 0.0
+        strikes = outages = 0
         last = ""
-        for _ in range(TIKA_ROUNDS):
+        while True:
             try:
                 self.tika.extract(src, mime, txt)
                 return
@@ -178,11 +184,15 @@ class Extractor:
             except tika.TikaUnavailableError as err:
                 last = str(err)
             # The open circuit: wait for Tika (TikaUnavailableError after the outage limit ends the Job).
-            waited += self.tika.wait_until_healthy()
-        between = ("while answering /version in between" if waited < 1
-                   else f"and was unavailable for {waited:.0f}s in between")
-        raise GazetteError(ErrorClass.TIKA, f"Tika failed on this file {TIKA_ROUNDS} times {between}: "
-                           f"suspected poison file (last error: {last[:300]})", source_bytes=size)
+            if self.tika.wait_until_healthy() < HEALTHY_AT_ONCE_S:
+                strikes += 1
+            else:
+                outages += 1
+            if strikes >= TIKA_ROUNDS or outages >= TIKA_OUTAGES:
+                how = (f"{strikes} times while answering /version in between" if strikes >= TIKA_ROUNDS
+                       else f"{outages} times, each time going down until it was restarted")
+                raise GazetteError(ErrorClass.TIKA, f"Tika failed on this file {how}: suspected poison file"
+                                   f" (last error: {last[:300]})", source_bytes=size)
 
     def _segments(self, row: dict[str, Any], txt: Path, text_bytes: int) -> tuple[list[Document], list[dict[str, Any]]]:
         territory = str(row["territory_id"])

@@ -154,7 +154,7 @@ def build_job(ctx: JobContext, spec: RunSpec, stage: Stage, tier: int, wave: int
     job_spec: dict[str, Any] = {
         "completionMode": "Indexed",
         "completions": completions,
-        "parallelism": min(parallelism or spec.parallelism, completions),
+        "parallelism": min(parallelism or spec.parallelism, spec.parallelism, completions),
         "backoffLimitPerIndex": spec.retries_per_range,
         "maxFailedIndexes": completions,
         "podReplacementPolicy": "Failed",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import collections
+import threading
+
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from qd_operator import reactions
@@ -41,31 +44,39 @@ def record(decision: reactions.Decision, duration_s: float | None) -> None:
 
 _phases: dict[str, str] = {}
 _series: dict[str, set[tuple[str, str, str, str]]] = {}  # run uid -> its qd_gazettes label sets
+_forgotten: set[str] = set()  # deleted runs: a pass still running when the run went must not re-add it
+_lock = threading.Lock()  # daemons (one thread per run) and the delete handler share the above
 
 
 def observe_run(uid: str, namespace: str, name: str, phase: str, gazettes: dict[str, dict[str, int]]) -> None:
     """Record a run's phase (for qd_runs) and its gazette counts by stage and state."""
-    _phases[uid] = phase
-    _count_phases()
-    series = _series.setdefault(uid, set())
-    for stage, states in gazettes.items():
-        for state, count in states.items():
-            labels = (namespace, name, stage, state)
-            GAZETTES.labels(*labels).set(count)
-            series.add(labels)
+    with _lock:
+        if uid in _forgotten:
+            return
+        _phases[uid] = phase
+        _count_phases()
+        series = _series.setdefault(uid, set())
+        for stage, states in gazettes.items():
+            for state, count in states.items():
+                labels = (namespace, name, stage, state)
+                GAZETTES.labels(*labels).set(count)
+                series.add(labels)
 
 
 def forget_run(uid: str) -> None:
-    """A deleted run leaves the phase counts, and its gazette series go away."""
-    _phases.pop(uid, None)
-    _count_phases()
-    for labels in _series.pop(uid, set()):
-        GAZETTES.remove(*labels)
+    """A deleted run leaves the phase counts, and its gazette series go away, for good."""
+    with _lock:
+        _forgotten.add(uid)
+        _phases.pop(uid, None)
+        _count_phases()
+        for labels in _series.pop(uid, set()):
+            GAZETTES.remove(*labels)
 
 
 def _count_phases() -> None:
-    for value in set(_phases.values()) | {"Active", "Succeeded", "Degraded", "Failed"}:
-        RUNS.labels(value).set(sum(1 for p in _phases.values() if p == value))
+    counts = collections.Counter(_phases.values())
+    for value in set(counts) | {"Active", "Succeeded", "Degraded", "Failed"}:
+        RUNS.labels(value).set(counts.get(value, 0))
 
 
 def serve(port: int) -> None:

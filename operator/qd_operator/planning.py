@@ -36,6 +36,7 @@ class Outcome(enum.StrEnum):
     PLANNED = "Planned"
     EMPTY = "NothingToDo"
     OVERLAP = "SelectionOverlaps"
+    BUSY = "Planning"  #: another run holds the planning lock: try again at the next pass
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,12 +57,20 @@ class PlanResult:
             return f"the selection overlaps active run {self.blocking_run}; retrying until it finishes"
         if self.outcome is Outcome.EMPTY:
             return "no gazette matches the selection"
+        if self.outcome is Outcome.BUSY:
+            return "another run is being planned; retrying"
         return f"{self.gazettes} gazettes in {self.ranges} ranges"
 
 
 def prefixed(sql: str, params: dict[str, Any], prefix: str) -> tuple[str, dict[str, Any]]:
     """Rename every `%(name)s` to `%(<prefix>name)s`, so two predicates can share one query."""
     return _PARAM.sub(lambda m: f"%({prefix}{m.group(1)})s", sql), {f"{prefix}{k}": v for k, v in params.items()}
+
+
+def try_plan_lock(cur: Any) -> bool:
+    """Take the planning lock for this transaction if it is free (planning and reruns serialise on it)."""
+    cur.execute("SELECT pg_try_advisory_xact_lock(%s)", (PLAN_LOCK,))
+    return bool(cur.fetchone()[0])
 
 
 def _existing_plan(cur: Any, uid: str) -> PlanResult | None:
@@ -81,7 +90,8 @@ def plan(conn: Connection, *, uid: str, namespace: str, name: str, run: spec.Run
         if (existing := _existing_plan(cur, uid)) is not None:
             return existing
     with conn, conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (PLAN_LOCK,))
+        if not try_plan_lock(cur):  # never wait: the connection is one of the operator's few pooled ones
+            return PlanResult(Outcome.BUSY)
         if (existing := _existing_plan(cur, uid)) is not None:
             return existing
         blocker = overlapping_run(cur, uid, run.selection)
@@ -99,19 +109,28 @@ def plan(conn: Connection, *, uid: str, namespace: str, name: str, run: spec.Run
         return PlanResult(Outcome.PLANNED, ranges, gazettes)
 
 
-def overlapping_run(cur: Any, uid: str, mine: selection.Selection) -> tuple[str, str] | None:
+def overlapping_run(cur: Any, uid: str, mine: selection.Selection,
+                    *, my_ranges_in: str | None = None) -> tuple[str, str] | None:
     """(uid, namespace/name) of the first other active run that may still touch a gazette `mine` selects.
 
     What the other run may still touch: the gazettes of its scope (dates, territories) inside its
     unfinished ranges, whatever their `processed` flag; its own mode predicate would stop matching
     them once extracted (UNPROCESSED) or once a day has passed (DAILY), while its excerpts stage or
-    a retry still works on them.
+    a retry still works on them. With `my_ranges_in` (a range state), this run's side is likewise its
+    scope within its own ranges in that state (the failed ones, before they are re-queued).
     """
     cur.execute("SELECT uid, namespace, name, selection FROM qd_runs WHERE finished_at IS NULL AND uid <> %s"
                 " ORDER BY created_at", (uid,))
     for other_uid, namespace, name, raw in cur.fetchall():
         theirs = spec.parse_selection(raw if isinstance(raw, dict) else json.loads(raw), "qd_runs.selection")
-        mine_sql, mine_params = prefixed(*mine.predicate(Stage.EXTRACT), "a_")
+        if my_ranges_in is None:
+            mine_sql, mine_params = prefixed(*mine.predicate(Stage.EXTRACT), "a_")
+        else:
+            my_scope, my_params = mine.predicate(Stage.EXTRACT, scope_only=True)
+            mine_sql, mine_params = prefixed(
+                f"{my_scope} AND EXISTS (SELECT 1 FROM qd_ranges mr WHERE mr.run_uid = %(run)s"
+                " AND mr.state = %(state)s AND g.id BETWEEN mr.low AND mr.high)",
+                {**my_params, "run": uid, "state": my_ranges_in}, "a_")
         scope_sql, scope_params = theirs.predicate(Stage.EXTRACT, scope_only=True)
         their_sql, their_params = prefixed(
             f"{scope_sql} AND EXISTS (SELECT 1 FROM qd_ranges rr WHERE rr.run_uid = %(run)s"

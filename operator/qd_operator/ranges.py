@@ -288,19 +288,25 @@ class RerunBlockedError(Exception):
         self.blocking_run = blocking_run
 
 
+class RerunBusyError(Exception):
+    """The planning lock is taken (a run is being planned): the rerun is tried again at the next pass."""
+
+
 def rerun_failed(conn: Connection, run_uid: str) -> int:
     """Failed ranges go back to pending at their last tier; a finished run becomes active again.
 
     Checked like planning, under the planning lock: failed ranges no longer block other runs, so one
-    planned since may hold the same gazettes (RerunBlockedError names it; nothing is re-queued).
+    planned since may hold the same gazettes of their scope within those ranges (RerunBlockedError
+    names it; nothing is re-queued).
     """
     with conn, conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (planning.PLAN_LOCK,))
+        if not planning.try_plan_lock(cur):
+            raise RerunBusyError("another run is being planned")
         cur.execute("SELECT 1 FROM qd_ranges WHERE run_uid = %s AND state = 'failed' LIMIT 1", (run_uid,))
         if cur.fetchone() is None:
             return 0
         sel, _ = planning.run_selection(cur, run_uid)
-        blocker = planning.overlapping_run(cur, run_uid, sel)
+        blocker = planning.overlapping_run(cur, run_uid, sel, my_ranges_in="failed")
         if blocker is not None:
             raise RerunBlockedError(blocker[1])
         cur.execute("UPDATE qd_ranges SET state = 'pending', wave = NULL, job_name = NULL, job_index = NULL,"

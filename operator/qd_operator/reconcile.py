@@ -24,7 +24,7 @@ PostEvent = Callable[[str, str, bool], None]
 Adopt = Callable[[dict[str, Any]], None]
 
 _PLAN = {planning.Outcome.PLANNED: status.Plan.PLANNED, planning.Outcome.EMPTY: status.Plan.EMPTY,
-         planning.Outcome.OVERLAP: status.Plan.OVERLAP}
+         planning.Outcome.OVERLAP: status.Plan.OVERLAP, planning.Outcome.BUSY: status.Plan.NOT_YET}
 
 
 @dataclasses.dataclass
@@ -55,9 +55,13 @@ class Reconciler:
         except spec.SpecError as err:
             return self._write(ns, name, old, status.Facts(generation, False, status.Plan.INVALID, self.now(),
                                                            plan_message=str(err)))
-        if self._settled(body, old, generation):
-            # Finished, spec and rerun annotation unchanged: the status stays as it ended (a later
-            # run's claims rewrite qd_gazette_state.run_id, so recounting would shrink it).
+        if self._settled(body, old):
+            # Finished and no rerun asked: the status stays as it ended (a later run's claims rewrite
+            # qd_gazette_state.run_id, so recounting would shrink it); a spec edit only moves
+            # observedGeneration (the TTL is read from the current spec).
+            if old.get("observedGeneration") != generation:
+                self.cluster.patch_status(ns, name, {"observedGeneration": generation})
+                old["observedGeneration"] = generation
             self._finish(uid, ns, name, run, old)
             metrics.observe_run(uid, ns, name, _phase(old), {})
             return old
@@ -85,9 +89,9 @@ class Reconciler:
     # -- steps ---------------------------------------------------------------------------------
 
     @staticmethod
-    def _settled(body: Mapping[str, Any], old: Mapping[str, Any], generation: int) -> bool:
-        """The run finished and nothing asks for more: no spec change, no new rerun annotation."""
-        if not old.get("completionTime") or int(old.get("observedGeneration") or -1) != generation:
+    def _settled(body: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
+        """The run finished and no new rerun annotation asks for more."""
+        if not old.get("completionTime"):
             return False
         wanted = (body["metadata"].get("annotations") or {}).get(model.ANNOTATION_RERUN)
         return not wanted or wanted == old.get("observedRerun")
@@ -112,6 +116,8 @@ class Reconciler:
         if wanted != old.get("observedRerun"):
             try:
                 count = ranges.rerun_failed(self.conn, uid)
+            except ranges.RerunBusyError:  # not observed yet: the next pass tries again
+                return {"observedRerun": old["observedRerun"]} if old.get("observedRerun") else {}
             except ranges.RerunBlockedError as err:
                 self.post("RerunBlocked", f"{err}; annotate again once it finished", True)
             else:

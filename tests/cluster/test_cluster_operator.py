@@ -169,8 +169,12 @@ def test_happy_path_ranges_waves_and_status(operator: None, api_client: Any, cor
     from qd_operator import metrics
 
     uid = run["metadata"]["uid"]
-    metrics.forget_run(uid)  # the next pass records the run again: proof that it reconciled after the change
-    wait_for(lambda: uid in metrics._phases, 30, "another reconcile pass of the finished run")
+    # Every pass records the run's phase: clear it twice and wait for it to come back. The pass that
+    # restores it the second time started after the first came back, so after the UPDATE above.
+    for _ in range(2):
+        with metrics._lock:
+            metrics._phases.pop(uid, None)
+        wait_for(lambda: uid in metrics._phases, 30, "another reconcile pass of the finished run")
     after = get_run(api_client, namespace, "happy")["status"]
     assert (after["done"], after["gazettes"], after["progress"]) == (
         run["status"]["done"], run["status"]["gazettes"], "100%")

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from opensearchpy import OpenSearch
-from opensearchpy.exceptions import RequestError
+from opensearchpy.exceptions import RequestError, TransportError
 
 from qd_extractor import logs
 from qd_extractor.search import mapping_check
@@ -58,7 +58,11 @@ def ensure_index(client: OpenSearch, name: str, body: Mapping[str, Any]) -> bool
     losing the creation race (`resource_already_exists_exception`) is not an error.
     """
     if client.indices.exists(index=name):
-        problems = mapping_check.index_differences(client.indices.get_mapping(index=name), name, body)
+        try:
+            problems = mapping_check.index_differences(client.indices.get_mapping(index=name), name, body)
+        except TransportError as err:  # e.g. a user without the mappings permission: report only
+            _log.warning("could not read the mapping of index %s: %s", name, err)
+            return False
         if problems:
             logs.event(_log, MAPPING_MISMATCH, f"index {name} is not mapped as upstream creates it; it is used as is,"
                        " but documents or theme searches may fail (reindex into a new index to fix)",

@@ -133,6 +133,29 @@ def test_rerunning_failed_ranges_is_refused_while_another_run_holds_them(db: Any
     assert ranges.rerun_failed(db, first.uid) > 0  # free again
 
 
+def test_a_rerun_is_blocked_only_by_runs_on_the_failed_ranges_gazettes(db: Any) -> None:
+    from qd_operator import ranges
+
+    low, high = add_gazettes(db, 20, date="2024-01-10")
+    add_gazettes(db, 20, date="2024-02-10")
+    first = new_run("first")
+    assert plan(db, first, run_spec(territories=[MACEIO], dateTo="2024-01-31")).outcome is planning.Outcome.PLANNED
+    with db.cursor() as cur:  # extracted (processed) and then failed in the excerpts stage
+        cur.execute("UPDATE gazettes SET processed = TRUE WHERE id BETWEEN %s AND %s", (low, high))
+        cur.execute("UPDATE qd_ranges SET state = 'succeeded' WHERE run_uid = %s", (first.uid,))
+        cur.execute("INSERT INTO qd_ranges (run_uid, range_id, stage, low, high, gazettes, state)"
+                    " VALUES (%s, 'r0000', 'excerpts', %s, %s, 20, 'failed')", (first.uid, low, high))
+    assert planning.finish_run(db, first.uid, model.RunState.DEGRADED)
+    february = new_run("february")  # other gazettes: does not block
+    assert plan(db, february, run_spec(dateFrom="2024-02-01")).outcome is planning.Outcome.PLANNED
+    everything = new_run("everything")  # ALL: the processed January gazettes too
+    assert plan(db, everything, run_spec("ALL", dateTo="2024-01-31")).outcome is planning.Outcome.PLANNED
+    with pytest.raises(ranges.RerunBlockedError, match=f"qd/{everything.name}"):
+        ranges.rerun_failed(db, first.uid)
+    assert planning.finish_run(db, everything.uid, model.RunState.SUCCEEDED)
+    assert ranges.rerun_failed(db, first.uid) == 1  # February's run is still active, and does not matter
+
+
 def test_disjoint_runs_plan_fine(db: Any) -> None:
     add_gazettes(db, 30, date="2024-01-10")
     add_gazettes(db, 30, date="2024-02-10")
@@ -175,8 +198,34 @@ def test_concurrent_planners_cannot_both_take_the_same_gazettes(db: Any, pg_dsn:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(r.outcome for r in results) == sorted([planning.Outcome.PLANNED] + [planning.Outcome.OVERLAP] * 3)
+    # A planner that finds the lock taken does not wait (BUSY: the next pass retries); none plans twice.
+    outcomes = [r.outcome for r in results]
+    assert outcomes.count(planning.Outcome.PLANNED) == 1
+    assert set(outcomes) <= {planning.Outcome.PLANNED, planning.Outcome.OVERLAP, planning.Outcome.BUSY}
     assert scalar(db, "SELECT count(DISTINCT run_uid) FROM qd_ranges") == 1
+    # Retried once the lock is free, every other run is blocked by the one that planned.
+    retried = [plan(db, run, run_spec()).outcome for run in runs if run.uid not in _planned_uids(db)]
+    assert retried == [planning.Outcome.OVERLAP] * 3
+
+
+def _planned_uids(db: Any) -> set[str]:
+    with db.cursor() as cur:
+        cur.execute("SELECT uid FROM qd_runs")
+        return {str(r[0]) for r in cur.fetchall()}
+
+
+def test_a_planner_never_waits_for_the_planning_lock(db: Any, pg_dsn: str, schema: str) -> None:
+    """Its connection is one of the operator's few pooled ones: waiting would starve every run."""
+    add_gazettes(db, 10)
+    holder = psycopg2.connect(pg_dsn, options=f"-c search_path={schema}")
+    try:
+        with holder, holder.cursor() as cur:
+            assert planning.try_plan_lock(cur)
+            result = plan(db, new_run("waits-not"), run_spec())
+            assert (result.outcome, result.message) == (planning.Outcome.BUSY, "another run is being planned; retrying")
+    finally:
+        holder.close()
+    assert plan(db, new_run("now"), run_spec()).outcome is planning.Outcome.PLANNED
 
 
 def test_ranges_also_cut_by_known_source_bytes(db: Any) -> None:

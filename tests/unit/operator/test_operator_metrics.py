@@ -25,3 +25,11 @@ def test_runs_are_counted_by_phase_and_forgotten() -> None:
     assert sample("qd_gazettes", namespace="ns2", run="same-name", stage="extract", state="succeeded") == 7
     metrics.forget_run("uid-b")
     assert sample("qd_runs", phase="Succeeded") == 0
+
+
+def test_a_pass_that_ends_after_the_delete_does_not_bring_the_run_back() -> None:
+    metrics.forget_run("uid-c")
+    metrics.observe_run("uid-c", "ns", "gone", "Active", {"extract": {"pending": 1}})
+    assert sample("qd_gazettes", namespace="ns", run="gone", stage="extract", state="pending") is None
+    assert "uid-c" not in metrics._phases
+
