@@ -81,8 +81,9 @@ class Selection:
         `scope_only` drops what changes as work is done (the mode's `processed`/`scraped_at` test and
         the terminal-failure filter), leaving which gazettes the selection is about at all.
         """
-        parts = ["g.file_path NOT LIKE '%%.zip'"] if scope_only else [_MODE_PREDICATES[self.mode],
-                                                                       "g.file_path NOT LIKE '%%.zip'"]
+        parts = ["g.file_path NOT LIKE '%%.zip'"]
+        if not scope_only:
+            parts.insert(0, _MODE_PREDICATES[self.mode])
         params: dict[str, Any] = {"stage": stage.value}
         if self.date_from:
             parts.append("g.date >= %(date_from)s")

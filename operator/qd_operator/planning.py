@@ -119,27 +119,27 @@ def overlapping_run(cur: Any, uid: str, mine: selection.Selection,
     a retry still works on them. With `my_ranges_in` (a range state), this run's side is likewise its
     scope within its own ranges in that state (the failed ones, before they are re-queued).
     """
+    if my_ranges_in is None:
+        mine_sql, mine_params = prefixed(*mine.predicate(Stage.EXTRACT), "a_")
+    else:
+        mine_sql, mine_params = _held(mine, uid, [my_ranges_in], "a_")
     cur.execute("SELECT uid, namespace, name, selection FROM qd_runs WHERE finished_at IS NULL AND uid <> %s"
                 " ORDER BY created_at", (uid,))
     for other_uid, namespace, name, raw in cur.fetchall():
         theirs = spec.parse_selection(raw if isinstance(raw, dict) else json.loads(raw), "qd_runs.selection")
-        if my_ranges_in is None:
-            mine_sql, mine_params = prefixed(*mine.predicate(Stage.EXTRACT), "a_")
-        else:
-            my_scope, my_params = mine.predicate(Stage.EXTRACT, scope_only=True)
-            mine_sql, mine_params = prefixed(
-                f"{my_scope} AND EXISTS (SELECT 1 FROM qd_ranges mr WHERE mr.run_uid = %(run)s"
-                " AND mr.state = %(state)s AND g.id BETWEEN mr.low AND mr.high)",
-                {**my_params, "run": uid, "state": my_ranges_in}, "a_")
-        scope_sql, scope_params = theirs.predicate(Stage.EXTRACT, scope_only=True)
-        their_sql, their_params = prefixed(
-            f"{scope_sql} AND EXISTS (SELECT 1 FROM qd_ranges rr WHERE rr.run_uid = %(run)s"
-            " AND rr.state IN ('pending', 'running') AND g.id BETWEEN rr.low AND rr.high)",
-            {**scope_params, "run": other_uid}, "b_")
+        their_sql, their_params = _held(theirs, str(other_uid), ["pending", "running"], "b_")
         cur.execute(f"SELECT 1 {_FROM} WHERE {mine_sql} AND {their_sql} LIMIT 1", {**mine_params, **their_params})
         if cur.fetchone() is not None:
             return str(other_uid), f"{namespace}/{name}"
     return None
+
+
+def _held(sel: selection.Selection, run_uid: str, states: list[str], prefix: str) -> tuple[str, dict[str, Any]]:
+    """The gazettes of `sel`'s scope inside `run_uid`'s ranges in `states` (a condition over `g`)."""
+    scope, params = sel.predicate(Stage.EXTRACT, scope_only=True)
+    return prefixed(f"{scope} AND EXISTS (SELECT 1 FROM qd_ranges r WHERE r.run_uid = %(run)s"
+                    " AND r.state = ANY(%(states)s) AND g.id BETWEEN r.low AND r.high)",
+                    {**params, "run": run_uid, "states": states}, prefix)
 
 
 def _insert_ranges(cur: Any, uid: str, run: spec.RunSpec) -> None:
