@@ -140,14 +140,6 @@ def wave_parallelism(conn: Connection, run_uid: str) -> dict[str, tuple[int, int
         return {str(name): (int(par), int(n)) for name, par, n in cur.fetchall()}
 
 
-def running_jobs(conn: Connection, run_uid: str) -> list[str]:
-    """Jobs that still hold running ranges (each should exist; recreate the missing ones)."""
-    with conn, conn.cursor() as cur:
-        cur.execute("SELECT DISTINCT job_name FROM qd_ranges WHERE run_uid = %s AND state = 'running'"
-                    " ORDER BY job_name", (run_uid,))
-        return [str(r[0]) for r in cur.fetchall()]
-
-
 def mark_succeeded(conn: Connection, run_uid: str, stage: Stage, range_ids: Sequence[str], *,
                    reason: str | None = None) -> int:
     """Running ranges → succeeded; an extract range also queues its excerpts range (if the run has them)."""

@@ -75,8 +75,9 @@ class Reconciler:
             self._react(uid, ns, run, views)
             self._suspend(ns, run, views)
             if not run.suspend:
-                self._recover(uid, name, ns, run, views)
-                self._launch(uid, name, ns, run, views)
+                in_flight = ranges.wave_parallelism(self.conn, uid)  # Jobs holding running ranges
+                self._recover(uid, name, ns, run, views, in_flight)
+                self._launch(uid, name, ns, run, views, in_flight)
         facts = status.Facts(generation, run.suspend, plan, self.now(), plan_message=result.message,
                              progress=progress.load(self.conn, uid))
         new = self._write(ns, name, old, facts, extra)
@@ -164,11 +165,13 @@ class Reconciler:
                                job_ttl_seconds=self.settings.job_ttl_seconds)
 
     def _recover(self, uid: str, name: str, ns: str, run: spec.RunSpec,
-                 child_jobs: Sequence[model.ChildJob]) -> None:
-        """A wave recorded as running whose Job is missing (deleted, or never created): create it again."""
+                 child_jobs: Sequence[model.ChildJob], in_flight: Mapping[str, tuple[int, int]]) -> None:
+        """A wave recorded as running whose Job is missing (deleted, or never created): create it again.
+
+        It gets the pods it was created with (`in_flight`, from qd_waves).
+        """
         known = {j.name for j in child_jobs}
-        created = ranges.wave_parallelism(self.conn, uid)  # rebuilt with the pods it was created with
-        for job_name in ranges.running_jobs(self.conn, uid):
+        for job_name in sorted(in_flight):
             if job_name in known:
                 continue
             rows = ranges.job_ranges(self.conn, uid, job_name)
@@ -177,16 +180,16 @@ class Reconciler:
                 continue
             manifest = jobs.build_job(self._context(uid, name, ns), run, rows[0].stage, rows[0].tier, rows[0].wave,
                                       sorted(rows, key=lambda r: r.job_index or 0),
-                                      parallelism=created.get(job_name, (None, 0))[0])
+                                      parallelism=in_flight[job_name][0])
             self.adopt(manifest)
             if self.cluster.create_job(ns, manifest):
                 self.post("JobCreated", f"Job {job_name} re-created for {len(rows)} range(s)", False)
 
     def _launch(self, uid: str, name: str, ns: str, run: spec.RunSpec,
-                child_jobs: Sequence[model.ChildJob]) -> None:
+                child_jobs: Sequence[model.ChildJob], in_flight: Mapping[str, tuple[int, int]]) -> None:
+        """Start waves in the free pod slots; Jobs the watch has not delivered yet count by their record."""
         known = {j.name for j in child_jobs}
-        unseen = sum(min(par, running) for job, (par, running) in ranges.wave_parallelism(self.conn, uid).items()
-                     if job not in known)
+        unseen = sum(min(par, running) for job, (par, running) in in_flight.items() if job not in known)
         free = waves.free_slots(run.parallelism, child_jobs) - unseen
         if free <= 0:
             return

@@ -56,7 +56,7 @@ def test_waves_are_assigned_once_and_rebuilt_from_the_database(db: Any) -> None:
     assert [r.range_id for r in rows] == [r.range_id for r in wave.ranges]
     assert [r.job_index for r in rows] == list(range(len(rows)))
     assert all(r.state is RangeState.RUNNING and r.attempts == 1 and r.wave == 0 for r in rows)
-    assert ranges.running_jobs(db, run.uid) == [name]
+    assert list(ranges.wave_parallelism(db, run.uid)) == [name]  # the Job holding running ranges
     assert ranges.next_wave_numbers(db, run.uid) == {(E, 0): 1}
     rebuilt = jobs.build_job(jobs.JobContext(run.name, run.uid, "qd", "sa"), sel, E, 0, 0, rows)
     assert rebuilt["metadata"]["name"] == name and rebuilt["spec"]["completions"] == len(rows)
