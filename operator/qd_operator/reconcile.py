@@ -112,13 +112,14 @@ class Reconciler:
     def _rerun(self, body: Mapping[str, Any], old: Mapping[str, Any], uid: str) -> dict[str, Any]:
         """The rerun-failed annotation: act once per new value, remember it in status."""
         wanted = (body["metadata"].get("annotations") or {}).get(model.ANNOTATION_RERUN)
+        unchanged = {"observedRerun": old["observedRerun"]} if old.get("observedRerun") else {}
         if not wanted:
-            return {"observedRerun": old["observedRerun"]} if old.get("observedRerun") else {}
+            return unchanged
         if wanted != old.get("observedRerun"):
             try:
                 count = ranges.rerun_failed(self.conn, uid)
             except ranges.RerunBusyError:  # not observed yet: the next pass tries again
-                return {"observedRerun": old["observedRerun"]} if old.get("observedRerun") else {}
+                return unchanged
             except ranges.RerunBlockedError as err:
                 self.post("RerunBlocked", f"{err}; annotate again once it finished", True)
             else:
