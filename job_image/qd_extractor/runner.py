@@ -88,9 +88,7 @@ class RangeRunner:
         try:
             self.pipeline.run(self.pages(low, high), lambda ready: self._record(ready, summary))
         finally:
-            tika = getattr(self.extractor, "tika", None)  # tests may run a stand-in extractor without one
-            if tika is not None:
-                summary.tika_requests, summary.tika_failures = tika.requests, tika.failures
+            summary.tika_requests, summary.tika_failures = self.extractor.tika.requests, self.extractor.tika.failures
             logs.event(self.log, logs.RANGE_SUMMARY, "range finished", **summary.log_fields())
         return summary
 

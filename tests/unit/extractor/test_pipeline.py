@@ -7,6 +7,7 @@ what happened across the threads can be asserted; synchronisation is by events, 
 from __future__ import annotations
 
 import threading
+import types
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ class FakeExtractor:
         self.max_on_disk = 0
         self.fetch_started: dict[int, threading.Event] = {}
         self.gate: dict[int, threading.Event] = {}  # text(gid) waits for this before returning
+        self.tika = types.SimpleNamespace(requests=0, failures=0)  # the counters the range summary reads
 
     def on_disk(self) -> int:
         return sum(1 for _ in self.tmp.iterdir())
