@@ -214,11 +214,11 @@ class Extractor:
             data = segment["source_text"].encode("utf-8")
             key = segment_key(str(segment["territory_id"]), segment["date"], str(segment["file_checksum"]))
             self.storage.upload_bytes(data, key)  # the whole segment: only the indexed copy is capped
-            text_bytes = len(data)
+            segment_bytes = len(data)
             del data
             # The same rule as a whole gazette's text (segments may be larger than the index cap).
             segment["source_text"], truncated = docs.cap_text(segment["source_text"],
                                                               self.settings.budget.max_index_text)
             documents.append(Document(str(segment["file_checksum"]), str(segment["territory_id"]), key,
-                                      text_bytes, truncated))
+                                      segment_bytes, truncated))
         return documents, segments
