@@ -95,7 +95,8 @@ def test_two_requests_really_run_at_once(client: OpenSearch) -> None:
         results += writer.add("idx", f"d{i}", {"n": i})
     results += writer.flush()
     assert ACTIVE["max"] == 2
-    assert SEEN == [["d0", "d1", "d2"], ["d3", "d4", "d5"]]
+    # Two batches of three; with both in flight at once, either may reach the server first.
+    assert sorted(SEEN) == [["d0", "d1", "d2"], ["d3", "d4", "d5"]]
     assert sorted(r.doc_id for r in results) == [f"d{i}" for i in range(6)] and all(r.ok for r in results)
 
 
